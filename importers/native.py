@@ -1,0 +1,97 @@
+"""Importer of faultgraph's own bundle format (YAML or JSON, ``schema/bundle.schema.json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from importers.source import SourceError, load_yaml_documents, read_text
+from service.errors import RecordProblem
+from service.records import ImportBatch, batch_from_records
+
+SECTIONS = ("cis", "relationships")
+
+
+def parse_bundle(data: Any, source: str) -> ImportBatch:
+    """Turn a parsed bundle into model records; problems name the section and record index."""
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__ if data is not None else "empty document"
+        return ImportBatch(
+            problems=[
+                RecordProblem(
+                    source,
+                    "(bundle)",
+                    "(bundle)",
+                    f"a bundle is a mapping with 'cis' and 'relationships' lists, not a {kind}",
+                )
+            ]
+        )
+
+    problems = []
+    for key in data:
+        if key not in (*SECTIONS, "format"):
+            problems.append(
+                RecordProblem(
+                    source,
+                    "(bundle)",
+                    str(key),
+                    f"unknown section {key!r}; a bundle has the sections {', '.join(SECTIONS)}",
+                )
+            )
+    if "format" in data and data["format"] != "faultgraph-bundle/1":
+        problems.append(
+            RecordProblem(
+                source,
+                "(bundle)",
+                "format",
+                f"unsupported format {data['format']!r}; use 'faultgraph-bundle/1' or leave it out",
+            )
+        )
+    sections = {}
+    for name in SECTIONS:
+        section = data.get(name) or []
+        if not isinstance(section, list):
+            problems.append(
+                RecordProblem(source, "(bundle)", name, f"'{name}' must be a list of records")
+            )
+            section = []
+        sections[name] = section
+
+    batch = batch_from_records(sections["cis"], sections["relationships"], source)
+    batch.problems[:0] = problems
+    return batch
+
+
+def read(path: Path) -> ImportBatch:
+    """Read one bundle file; a ``.json`` file is parsed as JSON, anything else as YAML."""
+    if path.suffix.lower() == ".json":
+        text = read_text(path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(
+                RecordProblem(
+                    str(path),
+                    f"line {exc.lineno}, column {exc.colno}",
+                    "(file)",
+                    f"invalid JSON: {exc.msg}; fix the syntax there",
+                )
+            ) from exc
+        return parse_bundle(data, str(path))
+
+    documents = [d for d in load_yaml_documents(path) if d is not None]
+    if len(documents) != 1:
+        return ImportBatch(
+            problems=[
+                RecordProblem(
+                    str(path),
+                    "(file)",
+                    "(file)",
+                    f"expected one YAML document, found {len(documents)}; "
+                    "put the whole bundle in one document",
+                )
+            ]
+        )
+    return parse_bundle(documents[0], str(path))

@@ -1,0 +1,196 @@
+"""The in-memory topology snapshot that every analysis runs on.
+
+Relationships are turned into *impact edges* that point from provider to
+consumer, then packed into compressed sparse row (CSR) arrays: the consumers
+of provider ``p`` are ``consumer[indptr[p]:indptr[p + 1]]``. A second CSR
+holds the same edges grouped by consumer. Building is O(n + m log m) for n CIs
+and m relationships; the arrays take about 40 bytes per relationship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from service.model import BUSINESS_TYPES, RelationshipType
+from service.store.base import TopologyData
+
+RELATIONSHIP_TYPES: tuple[str, ...] = tuple(t.value for t in RelationshipType)
+_PROVIDER_IS_SOURCE = np.array([RelationshipType(t).provider_is_source for t in RELATIONSHIP_TYPES])
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Immutable CSR form of the CI graph in impact direction (provider to consumer).
+
+    Edge attributes (``edge_*``) are indexed by position in the provider CSR.
+    ``reverse_edge`` maps a position of the consumer CSR to the same edge's
+    position in the provider CSR.
+    """
+
+    version: int
+    ids: list[str]
+    index: dict[str, int]
+    type_names: list[str]
+    node_type: np.ndarray
+    is_business: np.ndarray
+    id_rank: np.ndarray
+    node_valid_from: np.ndarray
+    node_valid_until: np.ndarray
+    indptr: np.ndarray
+    consumer: np.ndarray
+    provider: np.ndarray
+    edge_type: np.ndarray
+    edge_hard: np.ndarray
+    edge_group: np.ndarray
+    edge_valid_from: np.ndarray
+    edge_valid_until: np.ndarray
+    reverse_indptr: np.ndarray
+    reverse_provider: np.ndarray
+    reverse_edge: np.ndarray
+    group_consumer: np.ndarray
+    group_hard: np.ndarray
+    group_min_available: np.ndarray
+    group_min_percent: np.ndarray
+    group_edges: np.ndarray
+    has_validity: bool
+
+    @property
+    def node_count(self) -> int:
+        return len(self.ids)
+
+    @property
+    def edge_count(self) -> int:
+        return len(self.consumer)
+
+    def group_required(self, group_size: np.ndarray) -> np.ndarray:
+        """Return how many providers each redundancy group needs, given its current size."""
+        required = np.where(
+            np.isnan(self.group_min_available),
+            np.ceil(group_size * np.nan_to_num(self.group_min_percent) / 100.0 - 1e-9),
+            self.group_min_available,
+        )
+        return required.astype(np.int64)
+
+    def node_valid_at(self, moment: datetime | None) -> np.ndarray | None:
+        """Return a mask of CIs that exist at ``moment``, or None when all of them do."""
+        if not self.has_validity or moment is None:
+            return None
+        return _valid_at(self.node_valid_from, self.node_valid_until, moment.timestamp())
+
+    def edge_valid_at(self, moment: datetime | None) -> np.ndarray | None:
+        if not self.has_validity or moment is None:
+            return None
+        return _valid_at(self.edge_valid_from, self.edge_valid_until, moment.timestamp())
+
+
+def _valid_at(valid_from: np.ndarray, valid_until: np.ndarray, moment: float) -> np.ndarray:
+    started = np.isnan(valid_from) | (valid_from <= moment)
+    not_ended = np.isnan(valid_until) | (moment < valid_until)
+    return started & not_ended
+
+
+def build_topology(data: TopologyData) -> Topology:
+    """Build the impact-direction CSR snapshot from the store's bulk topology."""
+    node_count = len(data.ids)
+    type_names, node_type = np.unique(np.array(data.types, dtype=object), return_inverse=True)
+    type_names_list = [str(name) for name in type_names]
+    business_codes = [i for i, name in enumerate(type_names_list) if name in BUSINESS_TYPES]
+    is_business = np.isin(node_type, business_codes)
+    id_rank = np.empty(node_count, dtype=np.int64)
+    id_rank[np.argsort(np.array(data.ids, dtype=object), kind="stable")] = np.arange(node_count)
+
+    type_code = _type_codes(data.edge_type)
+    source = np.asarray(data.edge_source, dtype=np.int64)
+    target = np.asarray(data.edge_target, dtype=np.int64)
+    provider_is_source = _PROVIDER_IS_SOURCE[type_code]
+    provider = np.where(provider_is_source, source, target)
+    consumer = np.where(provider_is_source, target, source)
+
+    group_of_edge, groups = _redundancy_groups(data, consumer)
+
+    order = np.lexsort((consumer, provider))
+    indptr = _indptr(provider[order], node_count)
+    reverse_order = np.lexsort((provider[order], consumer[order]))
+    reverse_indptr = _indptr(consumer[order][reverse_order], node_count)
+
+    edge_group = group_of_edge[order]
+    group_edges = np.flatnonzero(edge_group >= 0)
+    has_validity = bool(
+        np.isfinite(data.node_valid_from).any()
+        or np.isfinite(data.node_valid_until).any()
+        or np.isfinite(data.edge_valid_from).any()
+        or np.isfinite(data.edge_valid_until).any()
+    )
+    return Topology(
+        version=data.version,
+        ids=list(data.ids),
+        index={ci_id: i for i, ci_id in enumerate(data.ids)},
+        type_names=type_names_list,
+        node_type=node_type.astype(np.int32),
+        is_business=is_business,
+        id_rank=id_rank,
+        node_valid_from=np.asarray(data.node_valid_from, dtype=np.float64),
+        node_valid_until=np.asarray(data.node_valid_until, dtype=np.float64),
+        indptr=indptr,
+        consumer=consumer[order],
+        provider=provider[order],
+        edge_type=type_code[order],
+        edge_hard=np.asarray(data.edge_hard, dtype=bool)[order],
+        edge_group=edge_group,
+        edge_valid_from=np.asarray(data.edge_valid_from, dtype=np.float64)[order],
+        edge_valid_until=np.asarray(data.edge_valid_until, dtype=np.float64)[order],
+        reverse_indptr=reverse_indptr,
+        reverse_provider=provider[order][reverse_order],
+        reverse_edge=reverse_order,
+        group_consumer=groups["consumer"],
+        group_hard=groups["hard"],
+        group_min_available=groups["min_available"],
+        group_min_percent=groups["min_percent"],
+        group_edges=group_edges,
+        has_validity=has_validity,
+    )
+
+
+def _type_codes(edge_type: list[str] | np.ndarray) -> np.ndarray:
+    if isinstance(edge_type, np.ndarray) and edge_type.dtype.kind in "iu":
+        return edge_type.astype(np.int8)
+    lookup = {name: code for code, name in enumerate(RELATIONSHIP_TYPES)}
+    return np.fromiter((lookup[name] for name in edge_type), dtype=np.int8, count=len(edge_type))
+
+
+def _indptr(sorted_keys: np.ndarray, node_count: int) -> np.ndarray:
+    counts = np.bincount(sorted_keys, minlength=node_count)
+    indptr = np.zeros(node_count + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr
+
+
+def _redundancy_groups(data: TopologyData, consumer: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Number the redundancy groups; a group is identified by (consumer, group name)."""
+    group_of_edge = np.full(len(consumer), -1, dtype=np.int64)
+    keys: dict[tuple[int, str], int] = {}
+    group_consumer: list[int] = []
+    group_hard: list[bool] = []
+    group_min: list[float] = []
+    group_percent: list[float] = []
+    for edge in (i for i, name in enumerate(data.edge_group) if name is not None):
+        key = (int(consumer[edge]), data.edge_group[edge])
+        number = keys.get(key)
+        if number is None:
+            number = keys[key] = len(group_consumer)
+            group_consumer.append(key[0])
+            group_hard.append(bool(data.edge_hard[edge]))
+            group_min.append(float(data.edge_min_available[edge]))
+            group_percent.append(float(data.edge_min_percent[edge]))
+        group_of_edge[edge] = number
+    groups = {
+        "consumer": np.array(group_consumer, dtype=np.int64),
+        "hard": np.array(group_hard, dtype=bool),
+        "min_available": np.array(group_min, dtype=np.float64),
+        "min_percent": np.array(group_percent, dtype=np.float64),
+    }
+    return group_of_edge, groups
+

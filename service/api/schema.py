@@ -1,0 +1,289 @@
+"""The GraphQL schema: queries, mutations and the mapping of errors to codes."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+import importers
+from importers.native import parse_bundle
+from service.analysis.blast_radius import BlastRadiusOptions, blast_radius
+from service.api.context import RequestContext, run_blocking
+from service.api.types import (
+    CI,
+    BlastRadius,
+    CIConnection,
+    CIEdge,
+    CIFilter,
+    DeleteResult,
+    ImportReport,
+    PageInfo,
+    RejectedRecord,
+    WriteResult,
+    load_ci,
+)
+from service.errors import FaultgraphError, InvalidInputError, NotFoundError
+from service.loader import ImportReport as ImportReportModel
+from service.loader import load
+from service.model import utc_now
+from service.records import batch_from_records
+from service.store.base import CIFilter as CIFilterModel
+from service.store.base import encode_cursor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_BLAST_RADIUS_LIMIT = 1000
+
+
+@strawberry.input
+class CIInput:
+    id: strawberry.ID
+    type: str
+    name: str | None = None
+    environment: str | None = None
+    criticality: str | None = None
+    owner: str | None = None
+    status: str | None = None
+    tags: list[str] | None = None
+    attributes: JSON | None = None
+    source: str | None = None
+    source_id: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+@strawberry.input
+class RedundancyInput:
+    group: str
+    min_available: int | None = None
+    min_available_percent: float | None = None
+
+
+@strawberry.input(description="A relationship 'source -[type]-> target'; see Relationship for the direction.")
+class RelationshipInput:
+    source: strawberry.ID
+    target: strawberry.ID
+    type: str
+    strength: str | None = None
+    redundancy: RedundancyInput | None = None
+    attributes: JSON | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+def _record(value: Any) -> Any:
+    """Turn a strawberry input into the bundle record form that the shared validation reads."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_record(item) for item in value]
+    if hasattr(value, "__strawberry_definition__"):
+        return {key: _record(item) for key, item in vars(value).items() if item is not None}
+    return value
+
+
+def _import_report(report: ImportReportModel) -> ImportReport:
+    result = report.result
+    return ImportReport(
+        result=WriteResult(**vars(result)),
+        cis_read=report.cis_read,
+        relationships_read=report.relationships_read,
+        rejected=[RejectedRecord(**vars(problem)) for problem in report.rejected],
+        warnings=report.warnings,
+    )
+
+
+async def _run_import(info: Info[RequestContext, None], batch: Any, keep_going: bool) -> ImportReport:
+    report = await run_blocking(lambda: load(info.context.store, batch, keep_going=keep_going))
+    return _import_report(report)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One CI by id, or null when it does not exist.")
+    async def ci(self, info: Info[RequestContext, None], id: strawberry.ID) -> CI | None:
+        return await load_ci(info, str(id))
+
+    @strawberry.field(description="CIs ordered by id, a page at a time.")
+    async def cis(
+        self,
+        info: Info[RequestContext, None],
+        filter: CIFilter | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> CIConnection:
+        conditions = CIFilterModel(**vars(filter)) if filter else CIFilterModel()
+        page = await run_blocking(info.context.store.list_cis, conditions, first, after)
+        nodes = [CI.from_model(ci) for ci in page.items]
+        return CIConnection(
+            edges=[CIEdge(cursor=encode_cursor(node.model.id), node=node) for node in nodes],
+            nodes=nodes,
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field(
+        description=(
+            "Every CI hurt when the given CIs fail, worst impact first. "
+            f"limit defaults to {DEFAULT_BLAST_RADIUS_LIMIT}; asOf defaults to now and "
+            "selects the CIs and relationships valid at that moment."
+        )
+    )
+    async def blast_radius(
+        self,
+        info: Info[RequestContext, None],
+        ci_ids: list[strawberry.ID],
+        max_depth: int | None = None,
+        relationship_types: list[str] | None = None,
+        limit: int | None = DEFAULT_BLAST_RADIUS_LIMIT,
+        as_of: datetime | None = None,
+    ) -> BlastRadius:
+        if not ci_ids:
+            raise InvalidInputError("ciIds is empty; pass the id of at least one failed CI", field="ciIds")
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidInputError(
+                f"asOf {as_of.isoformat()!r} has no time zone; add an offset such as Z", field="asOf"
+            )
+        topology = await run_blocking(info.context.services.snapshots.current)
+        unknown = [str(ci_id) for ci_id in ci_ids if str(ci_id) not in topology.index]
+        if unknown:
+            raise NotFoundError(f"CI(s) not found: {', '.join(unknown)}; check the ids with the cis query")
+        options = BlastRadiusOptions(
+            max_depth=max_depth,
+            relationship_types=relationship_types,
+            limit=limit,
+            as_of=as_of or utc_now(),
+        )
+        try:
+            radius = await run_blocking(blast_radius, topology, [str(ci_id) for ci_id in ci_ids], options)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        return BlastRadius.from_analysis(topology, radius)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(name="upsertCIs", description="Create or update CIs; each input replaces the whole stored record.")
+    async def upsert_cis(self, info: Info[RequestContext, None], cis: list[CIInput]) -> WriteResult:
+        batch = batch_from_records([_record(ci) for ci in cis], [], "upsertCIs", section_prefix="")
+        report = await _run_import(info, batch, keep_going=False)
+        return report.result
+
+    @strawberry.mutation(description="Create or update relationships between stored CIs.")
+    async def upsert_relationships(
+        self, info: Info[RequestContext, None], relationships: list[RelationshipInput]
+    ) -> WriteResult:
+        batch = batch_from_records([], [_record(r) for r in relationships], "upsertRelationships")
+        report = await _run_import(info, batch, keep_going=False)
+        return report.result
+
+    @strawberry.mutation(name="deleteCI", description="Delete a CI; with cascade, its relationships too.")
+    async def delete_ci(
+        self, info: Info[RequestContext, None], id: strawberry.ID, cascade: bool = False
+    ) -> DeleteResult:
+        result = await run_blocking(lambda: info.context.store.delete_ci(str(id), cascade=cascade))
+        return DeleteResult(cis_deleted=result.cis_deleted, relationships_deleted=result.relationships_deleted)
+
+    @strawberry.mutation(description="Delete one relationship; returns whether it existed.")
+    async def delete_relationship(
+        self, info: Info[RequestContext, None], source: strawberry.ID, target: strawberry.ID, type: str
+    ) -> bool:
+        return await run_blocking(info.context.store.delete_relationship, str(source), str(target), type)
+
+    @strawberry.mutation(
+        description=(
+            "Import a native bundle given as JSON ({cis: [...], relationships: [...]}). "
+            "All or nothing unless keepGoing is true."
+        )
+    )
+    async def import_bundle(
+        self, info: Info[RequestContext, None], bundle: JSON, keep_going: bool = False
+    ) -> ImportReport:
+        return await _run_import(info, parse_bundle(bundle, "importBundle"), keep_going)
+
+    @strawberry.mutation(
+        description=(
+            "Import the text of a source file in a supported format (bundle, kubernetes); "
+            "filename only names the source in messages."
+        )
+    )
+    async def import_file(
+        self,
+        info: Info[RequestContext, None],
+        format: str,
+        content: str,
+        filename: str = "upload",
+        keep_going: bool = False,
+    ) -> ImportReport:
+        if format not in importers.FORMATS:
+            raise InvalidInputError(
+                f"format {format!r} is unknown; use one of {', '.join(importers.FORMATS)}", field="format"
+            )
+        suffix = Path(filename).suffix or ".yaml"
+        with tempfile.TemporaryDirectory(prefix="faultgraph-import-") as directory:
+            path = Path(directory) / f"upload{suffix}"
+            path.write_text(content, encoding="utf-8")
+            batch = importers.read_files(format, [path])
+        for problem_list in (batch.problems,):
+            for index, problem in enumerate(problem_list):
+                problem_list[index] = type(problem)(filename, problem.record, problem.field, problem.message)
+        batch.warnings = [warning.replace(str(path), filename) for warning in batch.warnings]
+        return await _run_import(info, batch, keep_going)
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a code in ``extensions`` and hide internals of unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [_with_code(error) for error in errors]
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, FaultgraphError):
+        extensions = {**(error.extensions or {}), **original.extensions()}
+        message = original.message
+    elif original is None:
+        extensions = {"code": "INVALID_QUERY", **(error.extensions or {})}
+        message = error.message
+    else:
+        reference = uuid.uuid4().hex[:12]
+        logger.error("unexpected error %s at %s", reference, error.path, exc_info=original)
+        extensions = {"code": "INTERNAL", "reference": reference}
+        message = f"internal error; the server log has the details under reference {reference}"
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class FaultgraphSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # ErrorCodes already logged unexpected errors with their traceback; the
+        # rest are the caller's mistakes and belong in the answer, not the log.
+        for error in errors:
+            logger.info("GraphQL error %s: %s", (error.extensions or {}).get("code"), error.message)
+
+
+schema = FaultgraphSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])

@@ -1,0 +1,247 @@
+"""The ``faultgraph`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tabulate import tabulate
+
+import importers
+from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radius, business_services_reached, path_to
+from service.config import Settings, load_settings, open_store
+from service.errors import FaultgraphError, ImportRejectedError
+from service.loader import ImportReport, load
+from service.model import parse_time, utc_now
+from service.snapshot import SnapshotCache
+from service.store.base import GraphStore
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = (
+    ("bundle", PROJECT_ROOT / "examples" / "call-center" / "cmdb.yaml"),
+    ("kubernetes", PROJECT_ROOT / "examples" / "online-boutique" / "kubernetes-manifests.yaml"),
+)
+
+
+def _settings(context: click.Context) -> Settings:
+    return context.obj["settings"]  # type: ignore[no-any-return]
+
+
+@click.group()
+@click.option("--store", type=click.Choice(["embedded", "neo4j"]), help="Store kind [env FAULTGRAPH_STORE].")
+@click.option("--db", type=click.Path(path_type=Path), help="SQLite file of the embedded store [env FAULTGRAPH_DB].")
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.pass_context
+def cli(context: click.Context, store: str | None, db: Path | None, verbose: bool) -> None:
+    """faultgraph: a CMDB knowledge graph that tells what a failure hurts."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        context.obj = {"settings": load_settings(store=store, db=db)}
+    except FaultgraphError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _open(context: click.Context) -> GraphStore:
+    try:
+        return open_store(_settings(context))
+    except FaultgraphError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _import(store: GraphStore, format_name: str, paths: list[Path], *, keep_going: bool, batch_size: int) -> ImportReport:
+    batch = importers.read_files(format_name, paths)
+    total = len(batch.cis) + len(batch.relationships)
+    show_progress = total >= 20_000 and sys.stderr.isatty()
+    with click.progressbar(length=total, label="writing", file=sys.stderr, hidden=not show_progress) as bar:
+        done = 0
+
+        def progress(written: int, _total: int) -> None:
+            nonlocal done
+            bar.update(written - done)
+            done = written
+
+        return load(store, batch, keep_going=keep_going, batch_size=batch_size, progress=progress)
+
+
+def _print_report(report: ImportReport) -> None:
+    result = report.result
+    click.echo(
+        f"CIs: {report.cis_read} read, {result.cis_created} created, {result.cis_updated} updated, "
+        f"{result.cis_unchanged} unchanged"
+    )
+    click.echo(
+        f"relationships: {report.relationships_read} read, {result.relationships_created} created, "
+        f"{result.relationships_updated} updated, {result.relationships_unchanged} unchanged"
+    )
+    if report.skipped:
+        skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(report.skipped.items()))
+        click.echo(f"skipped documents of other kinds: {skipped}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if report.rejected:
+        click.echo(f"rejected {len(report.rejected)} record(s):", err=True)
+        for problem in report.rejected:
+            click.echo(f"  - {problem}", err=True)
+
+
+@cli.command("import")
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(sorted(importers.FORMATS)))
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--keep-going", is_flag=True, help="Import the valid records and list every rejected one.")
+@click.option("--batch-size", default=5000, show_default=True, help="Records per write batch.")
+@click.pass_context
+def import_command(
+    context: click.Context, format_name: str, paths: tuple[Path, ...], keep_going: bool, batch_size: int
+) -> None:
+    """Import source files of one FORMAT; all or nothing unless --keep-going."""
+    store = _open(context)
+    try:
+        report = _import(store, format_name, list(paths), keep_going=keep_going, batch_size=batch_size)
+    except ImportRejectedError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except FaultgraphError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        store.close()
+    _print_report(report)
+
+
+def _blast_radius_rows(radius: Any, topology: Any, names: dict[str, Any]) -> list[dict[str, Any]]:
+    business = business_services_reached(topology, radius)
+    business_of: dict[int, list[str]] = {}
+    for node, members in business.items():
+        for member in members:
+            business_of.setdefault(int(member), []).append(topology.ids[node])
+    rows = []
+    for node, level, distance in zip(radius.impacted, radius.impact, radius.distance, strict=True):
+        ci_id = topology.ids[node]
+        ci = names.get(ci_id)
+        rows.append(
+            {
+                "id": ci_id,
+                "name": ci.name if ci else ci_id,
+                "type": topology.type_names[topology.node_type[node]],
+                "impact": Impact(level).name,
+                "distance": int(distance),
+                "path": [topology.ids[step] for step in path_to(radius, int(node))],
+                "business_services": sorted(business_of.get(int(node), [])),
+                "owner": ci.owner if ci else None,
+            }
+        )
+    return rows
+
+
+@cli.command("blast-radius")
+@click.argument("ci_ids", metavar="CI_ID...", nargs=-1, required=True)
+@click.option("--max-depth", type=click.IntRange(min=0), help="Follow at most this many relationships.")
+@click.option("--type", "relationship_types", multiple=True, help="Relationship type to follow; repeatable.")
+@click.option("--limit", type=click.IntRange(min=0), default=200, show_default=True, help="List at most this many CIs.")
+@click.option("--as-of", help="ISO 8601 time with offset; default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def blast_radius_command(
+    context: click.Context,
+    ci_ids: tuple[str, ...],
+    max_depth: int | None,
+    relationship_types: tuple[str, ...],
+    limit: int,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
+    """Show what else fails when the CIs CI_ID... fail."""
+    store = _open(context)
+    try:
+        moment = parse_time(as_of, field_name="--as-of") if as_of else utc_now()
+        topology = SnapshotCache(store).current()
+        unknown = [ci_id for ci_id in ci_ids if ci_id not in topology.index]
+        if unknown:
+            raise click.ClickException(
+                f"CI(s) not found: {', '.join(unknown)}; list CIs with the GraphQL cis query"
+            )
+        options = BlastRadiusOptions(max_depth, relationship_types or None, limit, moment)
+        radius = blast_radius(topology, list(ci_ids), options)
+        names = store.get_cis([topology.ids[node] for node in radius.impacted])
+    except (ValueError, FaultgraphError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+    rows = _blast_radius_rows(radius, topology, names)
+    summary = radius.summary
+    if as_json:
+        document = {
+            "failed": list(ci_ids),
+            "impacted": rows,
+            "truncated": radius.truncated,
+            "summary": {
+                "total": summary.total,
+                "by_impact": {level.name: count for level, count in summary.by_impact.items()},
+                "by_type": summary.by_type,
+            },
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+
+    table = [
+        (row["impact"], row["distance"], row["id"], row["type"], " -> ".join(row["path"]), ", ".join(row["business_services"]))
+        for row in rows
+    ]
+    click.echo(tabulate(table, headers=["impact", "dist", "CI", "type", "path", "business services"]))
+    counts = ", ".join(f"{count} {level.name}" for level, count in sorted(summary.by_impact.items(), reverse=True))
+    more = f" (showing {len(rows)}; raise --limit for more)" if radius.truncated else ""
+    click.echo(f"\n{summary.total} impacted: {counts}{more}")
+
+
+@cli.command()
+@click.option("--host", help="Interface to listen on [env FAULTGRAPH_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="TCP port [env FAULTGRAPH_PORT, default 8000].")
+@click.option(
+    "--examples",
+    is_flag=True,
+    help="Import the call-center CMDB and the Online Boutique manifests from examples/ first.",
+)
+@click.pass_context
+def serve(context: click.Context, host: str | None, port: int | None, examples: bool) -> None:
+    """Serve GraphQL at /graphql (GraphiQL in a browser), with /healthz, /readyz and /metrics."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings(context)
+    host = host or settings.host
+    port = port or settings.port
+    if examples:
+        store = _open(context)
+        try:
+            for format_name, path in EXAMPLES:
+                click.echo(f"importing example {path.relative_to(PROJECT_ROOT)}")
+                _print_report(_import(store, format_name, [path], keep_going=False, batch_size=5000))
+        except FaultgraphError as exc:
+            raise click.ClickException(exc.message) from exc
+        finally:
+            store.close()
+    click.echo(f"GraphQL at http://{host}:{port}/graphql")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@cli.command("export-schema")
+def export_schema() -> None:
+    """Print the GraphQL SDL (kept in schema/schema.graphql)."""
+    from service.api.schema import schema
+
+    click.echo(schema.as_str())
+
+
+def main() -> None:
+    cli(prog_name="faultgraph")

@@ -1,0 +1,271 @@
+"""Conversion of plain records (bundle entries, mutation inputs) into model objects.
+
+Every record is checked against the JSON Schema in ``schema/bundle.schema.json``
+before it becomes a model object. A compiled validator checks the common, valid
+case quickly; only a record that fails is checked again by ``jsonschema`` to
+list every problem with the field it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from service.errors import RecordProblem
+from service.model import (
+    CI,
+    Criticality,
+    Redundancy,
+    Relationship,
+    RelationshipType,
+    Status,
+    Strength,
+    format_time,
+    parse_time,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "bundle.schema.json"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record came from, for error messages: a file (or API call) and a position."""
+
+    source: str
+    record: str
+
+
+@dataclass
+class ImportBatch:
+    """Model records produced by one importer run, with their origins.
+
+    ``problems`` are records the importer could not turn into model objects.
+    ``warnings`` are facts the user must see but that do not stop the import,
+    such as a reference to a Service that the manifests do not define.
+    """
+
+    cis: list[tuple[CI, Origin]] = field(default_factory=list)
+    relationships: list[tuple[Relationship, Origin]] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def extend(self, other: ImportBatch) -> None:
+        self.cis.extend(other.cis)
+        self.relationships.extend(other.relationships)
+        self.problems.extend(other.problems)
+        self.warnings.extend(other.warnings)
+        for kind, count in other.skipped.items():
+            self.skipped[kind] = self.skipped.get(kind, 0) + count
+
+
+@cache
+def bundle_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _definition(name: str) -> dict[str, Any]:
+    schema = bundle_schema()
+    return {"$defs": schema["$defs"], **schema["$defs"][name]}
+
+
+@cache
+def _fast_validator(name: str) -> Any:
+    return fastjsonschema.compile(_definition(name))
+
+
+@cache
+def _detailed_validator(name: str) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(_definition(name))
+
+
+def _schema_problems(name: str, record: Any, origin: Origin) -> list[RecordProblem]:
+    try:
+        _fast_validator(name)(record)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+
+    problems = []
+    errors = sorted(_detailed_validator(name).iter_errors(record), key=lambda e: list(e.path))
+    for error in errors:
+        field_name = ".".join(str(part) for part in error.absolute_path) or _missing_field(error)
+        problems.append(RecordProblem(origin.source, origin.record, field_name, _explain(error)))
+    return problems
+
+
+def _missing_field(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required":
+        # The message reads "'id' is a required property".
+        return str(error.message).split("'")[1] if "'" in error.message else "(record)"
+    if error.validator == "additionalProperties":
+        return "(record)"
+    return "(record)"
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required":
+        return f"{error.message}; add it"
+    if error.validator == "additionalProperties":
+        return f"{error.message}; remove it or check its spelling"
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value if v is not None)
+        return f"{error.instance!r} is not allowed; use one of {allowed}"
+    if error.validator == "pattern" and error.absolute_path and error.absolute_path[-1] == "type":
+        return f"{error.instance!r} is not a valid CI type; use snake_case such as 'database'"
+    if error.validator == "pattern":
+        return (
+            f"{error.instance!r} is not a valid identifier; "
+            "use a non-empty string without control characters or surrounding spaces"
+        )
+    if error.validator == "oneOf" and isinstance(error.instance, Mapping):
+        return "set exactly one of 'min_available' and 'min_available_percent'"
+    return error.message
+
+
+def _times(record: Mapping[str, Any], origin: Origin) -> tuple[dict[str, Any], list[RecordProblem]]:
+    values: dict[str, Any] = {}
+    problems = []
+    for name in ("valid_from", "valid_until"):
+        raw = record.get(name)
+        if raw is None:
+            values[name] = None
+            continue
+        try:
+            values[name] = parse_time(raw, field_name=name)
+        except ValueError as exc:
+            problems.append(RecordProblem(origin.source, origin.record, name, str(exc)))
+    start, end = values.get("valid_from"), values.get("valid_until")
+    if start is not None and end is not None and end <= start:
+        problems.append(
+            RecordProblem(
+                origin.source,
+                origin.record,
+                "valid_until",
+                f"valid_until {record['valid_until']!r} is not after valid_from "
+                f"{record['valid_from']!r}; swap them or correct one",
+            )
+        )
+    return values, problems
+
+
+def ci_from_record(record: Any, origin: Origin) -> tuple[CI | None, list[RecordProblem]]:
+    """Validate one CI record and build the CI, or return the problems found."""
+    problems = _schema_problems("ci", record, origin)
+    if problems:
+        return None, problems
+    times, problems = _times(record, origin)
+    if problems:
+        return None, problems
+
+    criticality = record.get("criticality")
+    ci = CI(
+        id=record["id"],
+        name=record.get("name") or record["id"],
+        type=record["type"],
+        environment=record.get("environment"),
+        criticality=Criticality(criticality) if criticality else None,
+        owner=record.get("owner"),
+        status=Status(record.get("status", "operational")),
+        tags=tuple(record.get("tags", ())),
+        attributes=dict(record.get("attributes", {})),
+        source=record.get("source"),
+        source_id=record.get("source_id"),
+        valid_from=times["valid_from"],
+        valid_until=times["valid_until"],
+    )
+    return ci, []
+
+
+def relationship_from_record(
+    record: Any, origin: Origin
+) -> tuple[Relationship | None, list[RecordProblem]]:
+    """Validate one relationship record and build the relationship, or return the problems."""
+    problems = _schema_problems("relationship", record, origin)
+    if problems:
+        return None, problems
+    times, problems = _times(record, origin)
+    if problems:
+        return None, problems
+
+    redundancy = None
+    if "redundancy" in record:
+        spec = record["redundancy"]
+        redundancy = Redundancy(
+            group=spec["group"],
+            min_available=spec.get("min_available"),
+            min_available_percent=spec.get("min_available_percent"),
+        )
+    relationship = Relationship(
+        source=record["source"],
+        target=record["target"],
+        type=RelationshipType(record["type"]),
+        strength=Strength(record.get("strength", "hard")),
+        redundancy=redundancy,
+        attributes=dict(record.get("attributes", {})),
+        valid_from=times["valid_from"],
+        valid_until=times["valid_until"],
+    )
+    return relationship, []
+
+
+def _describe(index: int, record: Any, key: str) -> str:
+    if isinstance(record, Mapping) and isinstance(record.get(key), str):
+        return f"#{index} (id '{record[key]}')"
+    return f"#{index}"
+
+
+def _describe_relationship(index: int, record: Any) -> str:
+    if isinstance(record, Mapping) and all(isinstance(record.get(k), str) for k in ("source", "target")):
+        return f"#{index} ({record['source']} -{record.get('type', '?')}-> {record['target']})"
+    return f"#{index}"
+
+
+def batch_from_records(
+    cis: Iterable[Any], relationships: Iterable[Any], source: str, *, section_prefix: str = ""
+) -> ImportBatch:
+    """Turn CI and relationship records into an ImportBatch, collecting every problem."""
+    batch = ImportBatch()
+    for index, record in enumerate(cis):
+        origin = Origin(source, f"{section_prefix}cis{_describe(index, record, 'id')}")
+        ci, problems = ci_from_record(record, origin)
+        if ci is None:
+            batch.problems.extend(problems)
+        else:
+            batch.cis.append((ci, origin))
+    for index, record in enumerate(relationships):
+        origin = Origin(source, f"{section_prefix}relationships{_describe_relationship(index, record)}")
+        relationship, problems = relationship_from_record(record, origin)
+        if relationship is None:
+            batch.problems.extend(problems)
+        else:
+            batch.relationships.append((relationship, origin))
+    return batch
+
+
+def ci_to_record(ci: CI) -> dict[str, Any]:
+    """Return the bundle record of a CI (the inverse of ``ci_from_record``)."""
+    record: dict[str, Any] = {"id": ci.id, "name": ci.name, "type": ci.type}
+    optional = {
+        "environment": ci.environment,
+        "criticality": ci.criticality.value if ci.criticality else None,
+        "owner": ci.owner,
+        "source": ci.source,
+        "source_id": ci.source_id,
+        "valid_from": format_time(ci.valid_from),
+        "valid_until": format_time(ci.valid_until),
+    }
+    record.update({key: value for key, value in optional.items() if value is not None})
+    record["status"] = ci.status.value
+    if ci.tags:
+        record["tags"] = list(ci.tags)
+    if ci.attributes:
+        record["attributes"] = ci.attributes
+    return record
