@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,29 @@ def parse_bundle(data: Any, source: str) -> ImportBatch:
             section = []
         sections[name] = section
 
-    batch = batch_from_records(sections["cis"], sections["relationships"], source)
+    batch = batch_from_records(
+        _plain_values(sections["cis"]), _plain_values(sections["relationships"]), source
+    )
     batch.problems[:0] = problems
     return batch
+
+
+def _plain_values(value: Any) -> Any:
+    """Return the value with YAML dates and times turned back into ISO 8601 text.
+
+    YAML reads an unquoted ``2026-03-01T14:05:00Z`` as a datetime and
+    ``2026-03-01`` as a date, but the bundle schema expects times as text and
+    attributes as JSON. A time without an offset stays without one, so the
+    record check still rejects it and names the field.
+    """
+    if isinstance(value, date):
+        # datetime is a subclass of date, so this covers both.
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {key: _plain_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_values(item) for item in value]
+    return value
 
 
 def read(path: Path) -> ImportBatch:

@@ -39,7 +39,7 @@ def _settings(context: click.Context) -> Settings:
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 @click.pass_context
 def cli(context: click.Context, store: str | None, db: Path | None, verbose: bool) -> None:
-    """faultgraph: a CMDB knowledge graph that tells what a failure hurts."""
+    """faultgraph: a CMDB knowledge graph that computes what a failure hurts."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from service.errors import ImportRejectedError, RecordProblem
 from service.model import CI, Relationship
@@ -55,7 +55,8 @@ def load(
     known_ids = {ci.id for ci, _ in cis}
     referenced = {end for r, _ in relationships for end in (r.source, r.target)} - known_ids
     known_ids |= store.existing_ids(sorted(referenced))
-    relationships, reference_problems = _check_references(relationships, known_ids)
+    conflicting_ids = {ci.id for ci, _ in batch.cis} - {ci.id for ci, _ in cis}
+    relationships, reference_problems = _check_references(relationships, known_ids, conflicting_ids)
     problems.extend(reference_problems)
     relationships, group_problems = _check_redundancy_groups(store, relationships)
     problems.extend(group_problems)
@@ -95,33 +96,37 @@ def _deduplicate_cis(
     cis: list[tuple[CI, Origin]],
 ) -> tuple[list[tuple[CI, Origin]], list[RecordProblem]]:
     """Keep one of identical duplicates; reject every copy of an id given with different fields."""
-    first: dict[str, tuple[CI, Origin]] = {}
-    conflicting: set[str] = set()
-    problems = []
+    copies: dict[str, list[tuple[CI, Origin]]] = defaultdict(list)
     for ci, origin in cis:
-        seen = first.get(ci.id)
-        if seen is None:
-            first[ci.id] = (ci, origin)
-        elif seen[0] != ci:
-            conflicting.add(ci.id)
+        if all(seen != ci for seen, _ in copies[ci.id]):
+            copies[ci.id].append((ci, origin))
+
+    kept = []
+    problems = []
+    for ci_id, distinct in copies.items():
+        if len(distinct) == 1:
+            kept.append(distinct[0])
+            continue
+        # Every distinct copy is rejected, so each one is listed with another copy it conflicts with.
+        for position, (ci, origin) in enumerate(distinct):
+            other, other_origin = distinct[1 if position == 0 else 0]
+            differing = ", ".join(_differing_fields(ci, other))
             problems.append(
                 RecordProblem(
                     origin.source,
                     origin.record,
                     "id",
-                    f"CI id {ci.id!r} is also defined by {seen[1].source} record {seen[1].record} "
-                    "with different fields; keep one definition or give each CI its own id",
+                    f"CI id {ci_id!r} is also defined by {other_origin.source} record {other_origin.record} "
+                    f"with a different {differing}; keep one definition or give each CI its own id",
                 )
             )
-    kept = [(ci, origin) for ci, origin in first.values() if ci.id not in conflicting]
     return kept, problems
 
 
 def _deduplicate_relationships(
     relationships: list[tuple[Relationship, Origin]],
 ) -> tuple[list[tuple[Relationship, Origin]], list[RecordProblem]]:
-    first: dict[tuple[str, str, str], tuple[Relationship, Origin]] = {}
-    conflicting: set[tuple[str, str, str]] = set()
+    copies: dict[tuple[str, str, str], list[tuple[Relationship, Origin]]] = defaultdict(list)
     problems = []
     for relationship, origin in relationships:
         if relationship.source == relationship.target:
@@ -135,26 +140,38 @@ def _deduplicate_relationships(
                 )
             )
             continue
-        seen = first.get(relationship.key)
-        if seen is None:
-            first[relationship.key] = (relationship, origin)
-        elif seen[0] != relationship:
-            conflicting.add(relationship.key)
+        if all(seen != relationship for seen, _ in copies[relationship.key]):
+            copies[relationship.key].append((relationship, origin))
+
+    kept = []
+    for distinct in copies.values():
+        if len(distinct) == 1:
+            kept.append(distinct[0])
+            continue
+        for position, (relationship, origin) in enumerate(distinct):
+            other, other_origin = distinct[1 if position == 0 else 0]
+            differing = _differing_fields(relationship, other)
             problems.append(
                 RecordProblem(
                     origin.source,
                     origin.record,
-                    "(record)",
-                    f"relationship {relationship.id} is also defined by {seen[1].source} record "
-                    f"{seen[1].record} with different fields; keep one definition",
+                    differing[0],
+                    f"relationship {relationship.id} is also defined by {other_origin.source} record "
+                    f"{other_origin.record} with a different {', '.join(differing)}; keep one definition",
                 )
             )
-    kept = [(r, origin) for r, origin in first.values() if r.key not in conflicting]
     return kept, problems
 
 
+def _differing_fields(record: CI | Relationship, other: CI | Relationship) -> list[str]:
+    """Return the names of the fields in which two records with the same key differ."""
+    return [
+        item.name for item in fields(record) if getattr(record, item.name) != getattr(other, item.name)
+    ]
+
+
 def _check_references(
-    relationships: list[tuple[Relationship, Origin]], known_ids: set[str]
+    relationships: list[tuple[Relationship, Origin]], known_ids: set[str], conflicting_ids: set[str]
 ) -> tuple[list[tuple[Relationship, Origin]], list[RecordProblem]]:
     kept = []
     problems = []
@@ -165,15 +182,18 @@ def _check_references(
             if ci_id not in known_ids
         ]
         for end, ci_id in missing:
-            problems.append(
-                RecordProblem(
-                    origin.source,
-                    origin.record,
-                    end,
-                    f"CI {ci_id!r} not found in this import or the store; "
-                    "add the CI to the import or correct the id",
+            if ci_id in conflicting_ids:
+                message = (
+                    f"CI {ci_id!r} is defined more than once with different fields in this import, "
+                    "so it was rejected; keep one definition of it"
                 )
-            )
+            else:
+                # The CI may also be in the import but rejected as invalid; its own problem is listed.
+                message = (
+                    f"CI {ci_id!r} not found among the valid CIs of this import or in the store; "
+                    "add the CI, correct the id, or fix the CI's own record if it was rejected"
+                )
+            problems.append(RecordProblem(origin.source, origin.record, end, message))
         if not missing:
             kept.append((relationship, origin))
     return kept, problems
@@ -185,7 +205,9 @@ def _check_redundancy_groups(
     """Reject group members whose minimum or strength disagrees with the rest of the group.
 
     A group is identified by its consumer and name. Its members in the import
-    must agree with each other and with the members already stored.
+    must agree with each other and with the members already stored. When they
+    do not, every member of the group in the import is rejected, because
+    writing only some of them would change the group's size and so its meaning.
     """
     members: dict[tuple[str, str], list[tuple[Relationship, Origin]]] = defaultdict(list)
     for relationship, origin in relationships:
@@ -205,21 +227,32 @@ def _check_redundancy_groups(
     problems = []
     for (consumer, group), group_members in members.items():
         reference, reference_origin = group_members[0]
-        for relationship, origin in group_members[1:]:
-            if relationship.redundancy != reference.redundancy or relationship.strength != reference.strength:
+        disagreeing = next(
+            (
+                (relationship, origin)
+                for relationship, origin in group_members[1:]
+                if not _same_group_terms(relationship, reference)
+            ),
+            None,
+        )
+        if disagreeing is not None:
+            for relationship, origin in group_members:
+                agrees = _same_group_terms(relationship, reference)
+                other, other_origin = disagreeing if agrees else (reference, reference_origin)
                 rejected.add(relationship.key)
                 problems.append(
                     RecordProblem(
                         origin.source,
                         origin.record,
                         "redundancy",
-                        f"redundancy group {group!r} of {consumer!r} is given a different minimum or "
-                        f"strength here than in record {reference_origin.record}; "
+                        f"redundancy group {group!r} of {consumer!r} is given {_group_terms(relationship)} "
+                        f"here but {_group_terms(other)} in record {other_origin.record}; "
                         "give every member of a group the same minimum and strength",
                     )
                 )
+            continue
         for other in stored.get((consumer, group), []):
-            if other.redundancy != reference.redundancy or other.strength != reference.strength:
+            if not _same_group_terms(other, reference):
                 for relationship, origin in group_members:
                     rejected.add(relationship.key)
                     problems.append(
@@ -227,11 +260,26 @@ def _check_redundancy_groups(
                             origin.source,
                             origin.record,
                             "redundancy",
-                            f"redundancy group {group!r} of {consumer!r} is stored with a different "
-                            f"minimum or strength on {other.id}; include every member of the group "
-                            "in the same import when you change it",
+                            f"redundancy group {group!r} of {consumer!r} is given {_group_terms(relationship)} "
+                            f"here but is stored with {_group_terms(other)} on {other.id}; include every "
+                            "member of the group in the same import when you change it",
                         )
                     )
                 break
     kept = [(r, origin) for r, origin in relationships if r.key not in rejected]
     return kept, problems
+
+
+def _same_group_terms(relationship: Relationship, other: Relationship) -> bool:
+    return relationship.redundancy == other.redundancy and relationship.strength == other.strength
+
+
+def _group_terms(relationship: Relationship) -> str:
+    """Describe the minimum and strength of a group member, e.g. ``min_available 2, hard``."""
+    redundancy = relationship.redundancy
+    assert redundancy is not None
+    if redundancy.min_available is not None:
+        minimum = f"min_available {redundancy.min_available}"
+    else:
+        minimum = f"min_available_percent {redundancy.min_available_percent:g}"
+    return f"{minimum}, {relationship.strength.value}"

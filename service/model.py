@@ -117,8 +117,9 @@ class Redundancy:
         if self.min_available is not None:
             return self.min_available
         assert self.min_available_percent is not None
-        # A small tolerance keeps 3 x 33.33 % from rounding up to a fourth provider.
-        return math.ceil(group_size * self.min_available_percent / 100.0 - 1e-9)
+        # Rounding the product to two decimals first reads 66.67 % of 3 as 2
+        # providers, as its writer means, and not as 2.0001 rounded up to 3.
+        return math.ceil(round(group_size * self.min_available_percent / 100.0, 2))
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,102 @@ def format_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class ChangeKind(enum.StrEnum):
+    DEPLOY = "deploy"
+    CONFIG = "config"
+    PATCH = "patch"
+    SCALE = "scale"
+    FEATURE_FLAG = "feature_flag"
+    NETWORK = "network"
+    DATABASE = "database"
+    INFRASTRUCTURE = "infrastructure"
+    OTHER = "other"
+
+
+class ChangeStatus(enum.StrEnum):
+    PLANNED = "planned"
+    APPROVED = "approved"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+
+
+class Risk(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change to one or more CIs, planned or made.
+
+    Times are aware UTC datetimes. ``affected`` lists the ids of the CIs the
+    change touches; ``rollback_procedure`` is the id of the procedure that
+    undoes it.
+    """
+
+    id: str
+    title: str
+    kind: ChangeKind
+    status: ChangeStatus
+    affected: tuple[str, ...]
+    risk: Risk = Risk.MEDIUM
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+    actual_start: datetime | None = None
+    actual_end: datetime | None = None
+    implementer: str | None = None
+    description: str | None = None
+    rollback_procedure: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+    @property
+    def start(self) -> datetime | None:
+        """The actual start if known, else the planned one."""
+        return self.actual_start or self.planned_start
+
+    @property
+    def end(self) -> datetime | None:
+        """The actual end if known, else the planned one."""
+        return self.actual_end or self.planned_end
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class IncidentStatus(enum.StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A past or ongoing incident, with the CIs it hurt and what caused it."""
+
+    id: str
+    title: str
+    severity: Severity
+    status: IncidentStatus
+    started_at: datetime
+    impacted: tuple[str, ...] = ()
+    root_causes: tuple[str, ...] = ()
+    detected_at: datetime | None = None
+    resolved_at: datetime | None = None
+    symptom_text: str | None = None
+    symptom_tags: tuple[str, ...] = ()
+    caused_by_change: str | None = None
+    resolved_with: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)

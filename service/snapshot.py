@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 class SnapshotCache:
     """Hands out the current ``Topology``, rebuilding it when the store's version changes.
 
-    One version query per call tells whether the snapshot is stale, so a
+    One version query per call detects a stale snapshot, so a
     replica sees another replica's writes on its next request. Concurrent
     callers share one rebuild.
     """

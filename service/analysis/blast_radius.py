@@ -26,9 +26,12 @@ Semantics, for failed CIs F on a ``Topology`` in impact direction:
 Providers beyond ``max_depth`` are not considered, so a CI near the limit can
 show a lower impact than the unlimited radius gives it.
 
-The computation is three or four level-synchronous breadth-first passes over
-the reached edges, O(n + m) for n reached CIs and m reached edges, plus one
-pass per redundancy group that falls below its minimum.
+The computation is three or four breadth-first passes over the reached edges,
+O(n + m) for n reached CIs and m reached edges, plus one pass per redundancy
+group that falls below its minimum. Every query also costs O(N) for the N CIs
+of the topology, to allocate its per-CI arrays. A walk that follows every
+relationship type at any depth and moment runs in ``scipy.sparse.csgraph``;
+the others are level-synchronous passes in numpy.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from scipy.sparse.csgraph import breadth_first_order
 
-from service.analysis.topology import RELATIONSHIP_TYPES, Topology
+from service.analysis.topology import RELATIONSHIP_TYPES, ImpactGraph, Topology
 
 
 class Impact(enum.IntEnum):
@@ -126,11 +130,18 @@ def blast_radius(
     failed = np.array(sorted({topology.index[ci_id] for ci_id in failed_ids}), dtype=np.int64)
     followed, present = _followed_edges(topology, options)
 
-    distance, predecessor = _breadth_first(topology, failed, followed, None, options.max_depth)
+    # Unfiltered walks run in compiled code. The closures stay inside the
+    # reached CIs by themselves then, because every edge is followed.
+    compiled = followed is None and options.max_depth is None and len(failed) > 0
+    if compiled:
+        distance, predecessor = _compiled_breadth_first(topology.impact_graph, failed, topology.node_count)
+    else:
+        distance, predecessor = _breadth_first(topology, failed, followed, None, options.max_depth)
     reached = distance >= 0
+    walk = _Walk(topology, followed, reached, compiled and _large_radius(topology, reached))
     groups = _GroupState(topology, followed, present)
-    down = _down_closure(topology, failed, followed, reached, groups)
-    degraded_or_worse = _degraded_closure(topology, down, followed, reached, groups)
+    down = _down_closure(walk, failed, groups)
+    degraded_or_worse = _degraded_closure(walk, down, groups)
 
     impacted_mask = reached.copy()
     impacted_mask[failed] = False
@@ -253,11 +264,112 @@ def _breadth_first(
     return distance, predecessor
 
 
+def _compiled_breadth_first(
+    graph: ImpactGraph, sources: np.ndarray, node_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Do what ``_breadth_first`` does without masks or depth limit, in ``scipy.sparse.csgraph``.
+
+    scipy's queue-based walk takes the sources in order, then each node's
+    consumers in CSR order, as the level-synchronous walk does, so both give
+    every node the same predecessor.
+    """
+    if len(sources) == 1:
+        order, parents = breadth_first_order(graph.matrix, int(sources[0]), return_predecessors=True)
+        roots = 1
+    else:
+        # A virtual node whose consumers are the sources starts the walk, one level above them.
+        with_sources = graph.with_source_row(sources)
+        order, parents = breadth_first_order(with_sources, node_count, return_predecessors=True)
+        order, parents, roots = order[1:], parents[:node_count], len(sources)
+
+    # scipy marks the nodes without a predecessor with a negative value.
+    predecessor = parents.astype(np.int64)
+    predecessor[predecessor < 0] = -1
+    predecessor[order[:roots]] = -1
+    distance = np.full(node_count, -1, dtype=np.int64)
+    distance[order] = _levels(order, predecessor, roots, node_count)
+    return distance, predecessor
+
+
+def _levels(order: np.ndarray, predecessor: np.ndarray, roots: int, node_count: int) -> np.ndarray:
+    """Return the level of each node of a breadth-first ``order`` whose first ``roots`` nodes are level 0.
+
+    In a queue-based walk every node comes after its predecessor, and the
+    predecessors' positions never decrease along the order. So the nodes of
+    level k + 1 are those after level k whose predecessor lies in level k or
+    before, a range that one binary search finds.
+    """
+    position = np.empty(node_count, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    predecessor_position = position[predecessor[order[roots:]]]
+    ends = [roots]
+    while ends[-1] < len(order):
+        end = roots + int(np.searchsorted(predecessor_position, ends[-1], side="left"))
+        if end <= ends[-1]:
+            raise RuntimeError("breadth-first order has a node before its predecessor's level")
+        ends.append(end)
+    counts = np.diff(ends, prepend=0)
+    return np.repeat(np.arange(len(ends), dtype=np.int64), counts)
+
+
+def _large_radius(topology: Topology, reached: np.ndarray) -> bool:
+    """Whether closures should run in compiled code: worth it once they cover much of the graph.
+
+    A compiled walk costs O(N + M) for the whole topology, however little it
+    reaches, so small radii stay with the numpy walk over their own edges.
+    """
+    return int(np.count_nonzero(reached)) * 8 >= topology.node_count
+
+
+class _Walk:
+    """The edges one query follows, and how its closures run."""
+
+    def __init__(
+        self, topology: Topology, followed: np.ndarray | None, reached: np.ndarray, compiled: bool
+    ) -> None:
+        self.topology = topology
+        self.followed = followed
+        self.reached = reached
+        self.compiled = compiled
+
+    def closure(self, seeds: np.ndarray, edge_mask: np.ndarray, graph: ImpactGraph | None) -> np.ndarray:
+        """Return the mask of reached CIs that ``edge_mask`` edges lead to from the seeds, seeds included.
+
+        ``graph`` holds the same edges as ``edge_mask`` in compiled form, or is
+        None when the query filters edges.
+        """
+        if self.compiled and graph is not None and len(seeds):
+            return _compiled_closure(graph, seeds, self.topology.node_count)
+        return _closure(self.topology, seeds, edge_mask, self.reached)
+
+
+def _compiled_closure(graph: ImpactGraph, seeds: np.ndarray, node_count: int) -> np.ndarray:
+    if len(seeds) == 1:
+        order = breadth_first_order(graph.matrix, int(seeds[0]), return_predecessors=False)
+    else:
+        order = breadth_first_order(graph.with_source_row(seeds), node_count, return_predecessors=False)
+        order = order[1:]
+    seen = np.zeros(node_count, dtype=bool)
+    seen[order] = True
+    return seen
+
+
 def _closure(
     topology: Topology, seeds: np.ndarray, edge_mask: np.ndarray, reached: np.ndarray
 ) -> np.ndarray:
-    distance, _ = _breadth_first(topology, seeds, edge_mask, reached, None)
-    return distance >= 0
+    """Return the mask of reached CIs that ``edge_mask`` edges lead to from the seeds, seeds included."""
+    seen = np.zeros(topology.node_count, dtype=bool)
+    seen[seeds] = True
+    scratch = np.empty(topology.node_count, dtype=np.int64)
+    frontier = seeds
+    while len(frontier):
+        edges = _expand(topology, frontier)
+        edges = edges[edge_mask[edges]]
+        consumers = topology.consumer[edges]
+        consumers = consumers[reached[consumers] & ~seen[consumers]]
+        frontier = consumers[_first_occurrences(consumers, scratch)]
+        seen[frontier] = True
+    return seen
 
 
 class _GroupState:
@@ -271,12 +383,15 @@ class _GroupState:
         self, topology: Topology, followed: np.ndarray | None, present: np.ndarray | None
     ) -> None:
         self.topology = topology
-        count = len(topology.group_consumer)
-        members = topology.group_edges
-        if present is not None:
-            members = members[present[members]]
-        self.size = np.bincount(topology.edge_group[members], minlength=count)
-        self.required = topology.group_required(self.size)
+        self.followed = followed
+        if present is None:
+            members = topology.group_edges
+            self.size = topology.group_size
+            self.required = topology.group_required_all
+        else:
+            members = topology.group_edges[present[topology.group_edges]]
+            self.size = np.bincount(topology.edge_group[members], minlength=len(topology.group_consumer))
+            self.required = topology.group_required(self.size)
         self.followed_members = members if followed is None else members[followed[members]]
 
     def below_minimum(self, down: np.ndarray) -> np.ndarray:
@@ -286,23 +401,29 @@ class _GroupState:
         is DOWN is not counted: the failure did not cause that shortfall.
         """
         topology = self.topology
-        members_down = self.followed_members[down[topology.provider[self.followed_members]]]
-        down_count = np.bincount(topology.edge_group[members_down], minlength=len(self.size))
-        return (down_count > 0) & ((self.size - down_count) < self.required)
+        down_nodes = np.flatnonzero(down)
+        leaving = topology.indptr[down_nodes + 1] - topology.indptr[down_nodes]
+        if int(leaving.sum()) < len(self.followed_members):
+            # Few edges leave the DOWN nodes, so look at those instead of at every group member.
+            members_down = _expand(topology, down_nodes)
+            members_down = members_down[topology.edge_group[members_down] >= 0]
+            if self.followed is not None:
+                members_down = members_down[self.followed[members_down]]
+        else:
+            members_down = self.followed_members[down[topology.provider[self.followed_members]]]
+        below = np.zeros(len(self.size), dtype=bool)
+        groups, down_count = np.unique(topology.edge_group[members_down], return_counts=True)
+        below[groups] = (self.size[groups] - down_count) < self.required[groups]
+        return below
 
 
-def _down_closure(
-    topology: Topology,
-    failed: np.ndarray,
-    followed: np.ndarray | None,
-    reached: np.ndarray,
-    groups: _GroupState,
-) -> np.ndarray:
+def _down_closure(walk: _Walk, failed: np.ndarray, groups: _GroupState) -> np.ndarray:
     """Return the mask of DOWN nodes: hard non-redundant closure plus hard groups below minimum."""
-    plain_hard = topology.edge_hard & (topology.edge_group < 0)
-    if followed is not None:
-        plain_hard &= followed
-    down = _closure(topology, failed, plain_hard, reached)
+    topology, reached = walk.topology, walk.reached
+    plain_hard = topology.plain_hard
+    if walk.followed is not None:
+        plain_hard = plain_hard & walk.followed
+    down = walk.closure(failed, plain_hard, topology.plain_hard_graph)
     if len(topology.group_consumer) == 0:
         return down
 
@@ -314,26 +435,21 @@ def _down_closure(
         consumers = consumers[reached[consumers] & ~down[consumers]]
         if len(consumers) == 0:
             return down
-        down |= _closure(topology, np.unique(consumers), plain_hard, reached)
+        down |= walk.closure(np.unique(consumers), plain_hard, topology.plain_hard_graph)
 
 
-def _degraded_closure(
-    topology: Topology,
-    down: np.ndarray,
-    followed: np.ndarray | None,
-    reached: np.ndarray,
-    groups: _GroupState,
-) -> np.ndarray:
+def _degraded_closure(walk: _Walk, down: np.ndarray, groups: _GroupState) -> np.ndarray:
     """Return the mask of nodes that are DEGRADED or worse."""
-    usable = np.ones(topology.edge_count, dtype=bool) if followed is None else followed
-    plain = topology.edge_group < 0
-    hard = topology.edge_hard
+    topology, reached = walk.topology, walk.reached
 
     # Seeds: DOWN nodes, consumers of soft edges from DOWN providers, consumers
     # of hard redundant edges from DOWN providers, and soft groups below minimum.
-    from_down = usable & down[topology.provider]
-    seed_edges = from_down & ((plain & ~hard) | (~plain & hard))
-    seeds = [np.flatnonzero(down), topology.consumer[seed_edges]]
+    down_nodes = np.flatnonzero(down)
+    seed_edges = _expand(topology, down_nodes)
+    seed_edges = seed_edges[topology.plain_soft_or_grouped_hard[seed_edges]]
+    if walk.followed is not None:
+        seed_edges = seed_edges[walk.followed[seed_edges]]
+    seeds = [down_nodes, topology.consumer[seed_edges]]
     if len(topology.group_consumer):
         below = groups.below_minimum(down)
         seeds.append(topology.group_consumer[below & ~topology.group_hard])
@@ -341,7 +457,8 @@ def _degraded_closure(
     seed_nodes = seed_nodes[reached[seed_nodes]]
 
     # From a DEGRADED node, hard edges (redundant or not) pass DEGRADED on.
-    return _closure(topology, seed_nodes, usable & hard, reached)
+    hard = topology.edge_hard if walk.followed is None else walk.followed & topology.edge_hard
+    return walk.closure(seed_nodes, hard, topology.hard_graph)
 
 
 def _summarize(topology: Topology, nodes: np.ndarray, impact: np.ndarray) -> ImpactSummary:
@@ -363,18 +480,22 @@ def business_services_reached(topology: Topology, radius: BlastRadius) -> dict[i
     """
     business = np.flatnonzero(topology.is_business & radius.reached)
     business = business[~np.isin(business, radius.failed)]
-    usable = np.ones(topology.edge_count, dtype=bool) if radius.followed is None else radius.followed
-    reverse_usable = usable[topology.reverse_edge]
+    reverse_usable = None if radius.followed is None else radius.followed[topology.reverse_edge]
+    scratch = np.empty(topology.node_count, dtype=np.int64)
     result: dict[int, np.ndarray] = {}
     for node in business:
-        ancestors = _backward_closure(topology, int(node), reverse_usable, radius.reached)
+        ancestors = _backward_closure(topology, int(node), reverse_usable, radius.reached, scratch)
         ancestors[node] = False
         result[int(node)] = np.flatnonzero(ancestors)
     return result
 
 
 def _backward_closure(
-    topology: Topology, start: int, reverse_usable: np.ndarray, reached: np.ndarray
+    topology: Topology,
+    start: int,
+    reverse_usable: np.ndarray | None,
+    reached: np.ndarray,
+    scratch: np.ndarray,
 ) -> np.ndarray:
     seen = np.zeros(topology.node_count, dtype=bool)
     seen[start] = True
@@ -387,10 +508,10 @@ def _backward_closure(
             break
         offsets = np.cumsum(counts) - counts
         positions = np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
-        positions = positions[reverse_usable[positions]]
+        if reverse_usable is not None:
+            positions = positions[reverse_usable[positions]]
         providers = topology.reverse_provider[positions]
         providers = providers[reached[providers] & ~seen[providers]]
-        providers = np.unique(providers)
-        seen[providers] = True
-        frontier = providers
+        frontier = providers[_first_occurrences(providers, scratch)]
+        seen[frontier] = True
     return seen

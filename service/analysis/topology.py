@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
+from scipy.sparse import csr_array
 
 from service.model import BUSINESS_TYPES, RelationshipType
 from service.store.base import TopologyData
@@ -69,7 +71,7 @@ class Topology:
         """Return how many providers each redundancy group needs, given its current size."""
         required = np.where(
             np.isnan(self.group_min_available),
-            np.ceil(group_size * np.nan_to_num(self.group_min_percent) / 100.0 - 1e-9),
+            np.ceil(np.round(group_size * np.nan_to_num(self.group_min_percent) / 100.0, 2)),
             self.group_min_available,
         )
         return required.astype(np.int64)
@@ -84,6 +86,86 @@ class Topology:
         if not self.has_validity or moment is None:
             return None
         return _valid_at(self.edge_valid_from, self.edge_valid_until, moment.timestamp())
+
+    # Derived arrays that every unfiltered walk needs. They are computed once
+    # per snapshot (``build_topology`` fills them) instead of once per query.
+
+    @cached_property
+    def plain_hard(self) -> np.ndarray:
+        """Mask of hard edges outside any redundancy group, which pass DOWN on unchanged."""
+        return self.edge_hard & (self.edge_group < 0)
+
+    @cached_property
+    def plain_soft_or_grouped_hard(self) -> np.ndarray:
+        """Mask of the edges that make the consumer of a DOWN provider at least DEGRADED."""
+        return (self.edge_group < 0) != self.edge_hard
+
+    @cached_property
+    def group_size(self) -> np.ndarray:
+        """Number of member edges of each redundancy group, validity bounds ignored."""
+        return np.bincount(self.edge_group[self.group_edges], minlength=len(self.group_consumer))
+
+    @cached_property
+    def group_required_all(self) -> np.ndarray:
+        """``group_required(group_size)``: providers each group needs when all members exist."""
+        return self.group_required(self.group_size)
+
+    @cached_property
+    def walk_weights(self) -> np.ndarray:
+        """Edge weights (all 1) shared by the ``ImpactGraph`` views, with room for one extra row."""
+        return np.ones(self.edge_count + self.node_count + 1, dtype=np.float64)
+
+    @cached_property
+    def impact_graph(self) -> ImpactGraph:
+        """All impact edges in compiled-walk form."""
+        return ImpactGraph.from_edges(self, None)
+
+    @cached_property
+    def plain_hard_graph(self) -> ImpactGraph:
+        return ImpactGraph.from_edges(self, self.plain_hard)
+
+    @cached_property
+    def hard_graph(self) -> ImpactGraph:
+        return ImpactGraph.from_edges(self, self.edge_hard)
+
+
+@dataclass(frozen=True)
+class ImpactGraph:
+    """A subset of the impact edges as a scipy CSR matrix, for walks in ``scipy.sparse.csgraph``.
+
+    ``weights`` is longer than the matrix needs: a walk from several sources
+    appends one extra row (a virtual source linked to all of them) and takes
+    its weights as a view, so it copies only the index arrays.
+    """
+
+    matrix: csr_array
+    weights: np.ndarray
+
+    @classmethod
+    def from_edges(cls, topology: Topology, mask: np.ndarray | None) -> ImpactGraph:
+        node_count = topology.node_count
+        if mask is None:
+            consumer, indptr = topology.consumer, topology.indptr
+        else:
+            consumer = topology.consumer[mask]
+            indptr = _indptr(topology.provider[mask], node_count)
+        # NOTE: scipy's csgraph routines index with int32, so a snapshot is
+        # limited to 2**31 - 1 relationships.
+        weights = topology.walk_weights
+        matrix = csr_array(
+            (weights[: len(consumer)], consumer.astype(np.int32), indptr.astype(np.int32)),
+            shape=(node_count, node_count),
+        )
+        return cls(matrix=matrix, weights=weights)
+
+    def with_source_row(self, sources: np.ndarray) -> csr_array:
+        """Return the matrix with one more node whose consumers are ``sources``, in that order."""
+        node_count = self.matrix.shape[0]
+        indices = np.concatenate([self.matrix.indices, sources.astype(np.int32)])
+        indptr = np.append(self.matrix.indptr, np.int32(len(indices)))
+        return csr_array(
+            (self.weights[: len(indices)], indices, indptr), shape=(node_count + 1, node_count + 1)
+        )
 
 
 def _valid_at(valid_from: np.ndarray, valid_until: np.ndarray, moment: float) -> np.ndarray:
@@ -124,7 +206,7 @@ def build_topology(data: TopologyData) -> Topology:
         or np.isfinite(data.edge_valid_from).any()
         or np.isfinite(data.edge_valid_until).any()
     )
-    return Topology(
+    topology = Topology(
         version=data.version,
         ids=list(data.ids),
         index={ci_id: i for i, ci_id in enumerate(data.ids)},
@@ -152,6 +234,11 @@ def build_topology(data: TopologyData) -> Topology:
         group_edges=group_edges,
         has_validity=has_validity,
     )
+    # Fill the per-snapshot caches now, so that the first query does not pay for them.
+    for name in ("plain_hard", "plain_soft_or_grouped_hard", "group_required_all", "impact_graph",
+                 "plain_hard_graph", "hard_graph"):
+        getattr(topology, name)
+    return topology
 
 
 def _type_codes(edge_type: list[str] | np.ndarray) -> np.ndarray:

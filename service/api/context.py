@@ -1,4 +1,4 @@
-"""What every resolver gets: the store, the snapshot cache and per-request loaders."""
+"""Resolver context: the store, the snapshot cache and per-request loaders."""
 
 from __future__ import annotations
 

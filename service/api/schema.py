@@ -280,8 +280,8 @@ def _with_code(error: GraphQLError) -> GraphQLError:
 
 class FaultgraphSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        # ErrorCodes already logged unexpected errors with their traceback; the
-        # rest are the caller's mistakes and belong in the answer, not the log.
+        # ErrorCodes already logged unexpected errors with their traceback. The
+        # rest are the caller's mistakes, returned in the response, not logged in full.
         for error in errors:
             logger.info("GraphQL error %s: %s", (error.extensions or {}).get("code"), error.message)
 

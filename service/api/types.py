@@ -207,7 +207,7 @@ class BusinessServiceImpact:
 
 
 class _BlastRadiusState:
-    """The analysis result shared by the items of one blastRadius answer."""
+    """The analysis result shared by the items of one blastRadius response."""
 
     def __init__(self, topology: Topology, radius: analysis.BlastRadius) -> None:
         self.topology = topology
@@ -282,7 +282,7 @@ class ImpactedCI:
         business = (await run_blocking(self.state.business_of_items))[self.node]
         return await load_existing_cis(info, [self.state.topology.ids[node] for node in business])
 
-    @strawberry.field(description="Owners of this CI and of the business CIs it reaches, to be told.")
+    @strawberry.field(description="Owners of this CI and of the business CIs it reaches: the people to notify.")
     async def owners(self, info: Info[RequestContext, None]) -> list[str]:
         business = (await run_blocking(self.state.business_of_items))[self.node]
         ids = [self.state.topology.ids[node] for node in [self.node, *business]]

@@ -44,7 +44,7 @@ class CIPage:
 
 @dataclass
 class WriteResult:
-    """What a write changed; ``unchanged`` records were already stored as given."""
+    """Counts of the records a write created, updated or left unchanged (already stored as given)."""
 
     cis_created: int = 0
     cis_updated: int = 0
@@ -103,7 +103,7 @@ class GraphStore(Protocol):
     def version(self) -> int: ...
 
     def check(self) -> None:
-        """Raise ``StoreUnavailableError`` with the reason unless the store answers."""
+        """Raise ``StoreUnavailableError`` with the reason unless the store responds."""
         ...
 
     def get_cis(self, ids: Sequence[str]) -> dict[str, CI]: ...

@@ -128,6 +128,14 @@ WHERE strength IS NOT excluded.strength OR redundancy_group IS NOT excluded.redu
     OR valid_until IS NOT excluded.valid_until
 """
 
+# The position of each relationship type in ``RelationshipType``, computed by
+# SQLite; -1 for a type that this version does not know.
+_TYPE_CODE_SQL = (
+    "CASE type "
+    + " ".join(f"WHEN '{member.value}' THEN {code}" for code, member in enumerate(RelationshipType))
+    + " ELSE -1 END"
+)
+
 _RELATIONSHIP_SELECT = """
 SELECT s.id, t.id, r.type, r.strength, r.redundancy_group, r.min_available,
        r.min_available_percent, r.attributes, r.valid_from, r.valid_until
@@ -150,6 +158,22 @@ def _parse_stored_time(value: str | None) -> datetime | None:
 
 def _epoch(value: str | None) -> float:
     return np.nan if value is None else parse_time(value, field_name="stored time").timestamp()
+
+
+def _validity_epochs(
+    pks: np.ndarray, bounded_rows: list[tuple[int, str | None, str | None]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the valid_from and valid_until epochs of the rows with these sorted pks, NaN where unbounded.
+
+    ``bounded_rows`` holds (pk, valid_from, valid_until) of the rows that have a bound.
+    """
+    valid_from = np.full(len(pks), np.nan)
+    valid_until = np.full(len(pks), np.nan)
+    if bounded_rows:
+        positions = np.searchsorted(pks, [row[0] for row in bounded_rows])
+        valid_from[positions] = [_epoch(row[1]) for row in bounded_rows]
+        valid_until[positions] = [_epoch(row[2]) for row in bounded_rows]
+    return valid_from, valid_until
 
 
 def _ci_row(ci: CI) -> tuple[Any, ...]:
@@ -293,7 +317,7 @@ class EmbeddedStore:
         try:
             self._connection().execute("SELECT 1 FROM meta LIMIT 1").fetchone()
         except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"embedded store at {self.path} does not answer: {exc}") from exc
+            raise StoreUnavailableError(f"embedded store at {self.path} does not respond: {exc}; check the file and its directory") from exc
 
     def get_cis(self, ids: Sequence[str]) -> dict[str, CI]:
         result: dict[str, CI] = {}
@@ -471,41 +495,73 @@ class EmbeddedStore:
     # Bulk read for analysis
 
     def load_topology(self) -> TopologyData:
+        # Integer columns come back as one array, and only the few rows with a
+        # redundancy group or a validity bound are read one by one, so a
+        # million relationships load without per-row Python work.
         with self._read() as connection:
             version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
-            node_rows = connection.execute(
-                "SELECT pk, id, type, valid_from, valid_until FROM ci ORDER BY pk"
+            node_rows = connection.execute("SELECT pk, id, type FROM ci ORDER BY pk").fetchall()
+            node_bounds = connection.execute(
+                "SELECT pk, valid_from, valid_until FROM ci "
+                "WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL"
             ).fetchall()
-            edge_rows = connection.execute(
-                """
-                SELECT source_pk, target_pk, type, strength = 'hard', redundancy_group,
-                       min_available, min_available_percent, valid_from, valid_until
-                FROM relationship ORDER BY pk
-                """
+            edges = np.array(
+                connection.execute(
+                    f"SELECT pk, source_pk, target_pk, {_TYPE_CODE_SQL}, strength = 'hard' "
+                    "FROM relationship ORDER BY pk"
+                ).fetchall(),
+                dtype=np.int64,
+            ).reshape(-1, 5)
+            group_rows = connection.execute(
+                "SELECT pk, redundancy_group, min_available, min_available_percent FROM relationship "
+                "WHERE redundancy_group IS NOT NULL"
+            ).fetchall()
+            edge_bounds = connection.execute(
+                "SELECT pk, valid_from, valid_until FROM relationship "
+                "WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL"
             ).fetchall()
 
-        pks = np.fromiter((row[0] for row in node_rows), dtype=np.int64, count=len(node_rows))
-        index_of_pk = np.full(int(pks.max()) + 1 if len(pks) else 1, -1, dtype=np.int64)
-        index_of_pk[pks] = np.arange(len(pks))
-        edge_count = len(edge_rows)
-        columns = list(zip(*edge_rows)) if edge_rows else [()] * 9
+        node_pks = np.array([row[0] for row in node_rows], dtype=np.int64)
+        index_of_pk = np.full(int(node_pks.max()) + 1 if len(node_pks) else 1, -1, dtype=np.int64)
+        index_of_pk[node_pks] = np.arange(len(node_pks))
+        edge_pks, type_codes = edges[:, 0], edges[:, 3]
+        if (type_codes < 0).any():
+            unknown = connection.execute(
+                f"SELECT DISTINCT type FROM relationship WHERE {_TYPE_CODE_SQL} < 0"
+            ).fetchall()
+            raise StoreUnavailableError(
+                f"embedded store at {self.path} holds relationship types that this version does not know: "
+                f"{', '.join(row[0] for row in unknown)}; upgrade faultgraph or delete those relationships"
+            )
+
+        edge_count = len(edges)
+        edge_group: list[str | None] = [None] * edge_count
+        min_available = np.full(edge_count, np.nan)
+        min_percent = np.full(edge_count, np.nan)
+        if group_rows:
+            positions = np.searchsorted(edge_pks, [row[0] for row in group_rows])
+            for position, row in zip(positions.tolist(), group_rows):
+                edge_group[position] = row[1]
+            min_available[positions] = [np.nan if row[2] is None else row[2] for row in group_rows]
+            min_percent[positions] = [np.nan if row[3] is None else row[3] for row in group_rows]
+
+        node_valid_from, node_valid_until = _validity_epochs(node_pks, node_bounds)
+        edge_valid_from, edge_valid_until = _validity_epochs(edge_pks, edge_bounds)
         return TopologyData(
             version=int(version),
             ids=[row[1] for row in node_rows],
             types=[row[2] for row in node_rows],
-            node_valid_from=np.array([_epoch(row[3]) for row in node_rows], dtype=np.float64),
-            node_valid_until=np.array([_epoch(row[4]) for row in node_rows], dtype=np.float64),
-            edge_source=index_of_pk[np.array(columns[0], dtype=np.int64)] if edge_count else np.zeros(0, np.int64),
-            edge_target=index_of_pk[np.array(columns[1], dtype=np.int64)] if edge_count else np.zeros(0, np.int64),
-            edge_type=list(columns[2]),
-            edge_hard=np.array(columns[3], dtype=bool),
-            edge_group=list(columns[4]),
-            edge_min_available=np.array(
-                [np.nan if v is None else v for v in columns[5]], dtype=np.float64
-            ),
-            edge_min_percent=np.array([np.nan if v is None else v for v in columns[6]], dtype=np.float64),
-            edge_valid_from=np.array([_epoch(v) for v in columns[7]], dtype=np.float64),
-            edge_valid_until=np.array([_epoch(v) for v in columns[8]], dtype=np.float64),
+            node_valid_from=node_valid_from,
+            node_valid_until=node_valid_until,
+            edge_source=index_of_pk[edges[:, 1]],
+            edge_target=index_of_pk[edges[:, 2]],
+            edge_type=type_codes.astype(np.int8),
+            edge_hard=edges[:, 4].astype(bool),
+            edge_group=edge_group,
+            edge_min_available=min_available,
+            edge_min_percent=min_percent,
+            edge_valid_from=edge_valid_from,
+            edge_valid_until=edge_valid_until,
         )
 
     def close(self) -> None:
