@@ -12,7 +12,7 @@ from importers.source import SourceError, load_yaml_documents, read_text
 from service.errors import RecordProblem
 from service.records import ImportBatch, batch_from_records
 
-SECTIONS = ("cis", "relationships")
+SECTIONS = ("cis", "relationships", "changes", "incidents")
 
 
 def parse_bundle(data: Any, source: str) -> ImportBatch:
@@ -61,7 +61,11 @@ def parse_bundle(data: Any, source: str) -> ImportBatch:
         sections[name] = section
 
     batch = batch_from_records(
-        _plain_values(sections["cis"]), _plain_values(sections["relationships"]), source
+        _plain_values(sections["cis"]),
+        _plain_values(sections["relationships"]),
+        source,
+        changes=_plain_values(sections["changes"]),
+        incidents=_plain_values(sections["incidents"]),
     )
     batch.problems[:0] = problems
     return batch

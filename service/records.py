@@ -21,10 +21,17 @@ import jsonschema
 from service.errors import RecordProblem
 from service.model import (
     CI,
+    Change,
+    ChangeKind,
+    ChangeStatus,
     Criticality,
+    Incident,
+    IncidentStatus,
     Redundancy,
     Relationship,
     RelationshipType,
+    Risk,
+    Severity,
     Status,
     Strength,
     format_time,
@@ -53,6 +60,8 @@ class ImportBatch:
 
     cis: list[tuple[CI, Origin]] = field(default_factory=list)
     relationships: list[tuple[Relationship, Origin]] = field(default_factory=list)
+    changes: list[tuple[Change, Origin]] = field(default_factory=list)
+    incidents: list[tuple[Incident, Origin]] = field(default_factory=list)
     problems: list[RecordProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -60,6 +69,8 @@ class ImportBatch:
     def extend(self, other: ImportBatch) -> None:
         self.cis.extend(other.cis)
         self.relationships.extend(other.relationships)
+        self.changes.extend(other.changes)
+        self.incidents.extend(other.incidents)
         self.problems.extend(other.problems)
         self.warnings.extend(other.warnings)
         for kind, count in other.skipped.items():
@@ -128,6 +139,39 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "oneOf" and isinstance(error.instance, Mapping):
         return "set exactly one of 'min_available' and 'min_available_percent'"
     return error.message
+
+
+def _parse_times(
+    record: Mapping[str, Any], origin: Origin, names: tuple[str, ...]
+) -> tuple[dict[str, Any], list[RecordProblem]]:
+    values: dict[str, Any] = {}
+    problems = []
+    for name in names:
+        raw = record.get(name)
+        if raw is None:
+            values[name] = None
+            continue
+        try:
+            values[name] = parse_time(raw, field_name=name)
+        except ValueError as exc:
+            problems.append(RecordProblem(origin.source, origin.record, name, str(exc)))
+    return values, problems
+
+
+def _check_order(
+    record: Mapping[str, Any], origin: Origin, values: Mapping[str, Any], start: str, end: str
+) -> list[RecordProblem]:
+    """Return a problem when the time ``end`` is before the time ``start``."""
+    if values.get(start) is None or values.get(end) is None or values[end] >= values[start]:
+        return []
+    return [
+        RecordProblem(
+            origin.source,
+            origin.record,
+            end,
+            f"{end} {record[end]!r} is before {start} {record[start]!r}; swap them or correct one",
+        )
+    ]
 
 
 def _times(record: Mapping[str, Any], origin: Origin) -> tuple[dict[str, Any], list[RecordProblem]]:
@@ -228,10 +272,79 @@ def _describe_relationship(index: int, record: Any) -> str:
     return f"#{index}"
 
 
+def change_from_record(record: Any, origin: Origin) -> tuple[Change | None, list[RecordProblem]]:
+    """Validate one change record and build the Change, or return the problems found."""
+    problems = _schema_problems("change", record, origin)
+    if problems:
+        return None, problems
+    names = ("planned_start", "planned_end", "actual_start", "actual_end")
+    times, problems = _parse_times(record, origin, names)
+    if not problems:
+        problems = _check_order(record, origin, times, "planned_start", "planned_end")
+        problems += _check_order(record, origin, times, "actual_start", "actual_end")
+    if problems:
+        return None, problems
+
+    change = Change(
+        id=record["id"],
+        title=record["title"],
+        kind=ChangeKind(record["kind"]),
+        status=ChangeStatus(record["status"]),
+        affected=tuple(record["affected"]),
+        risk=Risk(record.get("risk", "medium")),
+        planned_start=times["planned_start"],
+        planned_end=times["planned_end"],
+        actual_start=times["actual_start"],
+        actual_end=times["actual_end"],
+        implementer=record.get("implementer"),
+        description=record.get("description"),
+        rollback_procedure=record.get("rollback_procedure"),
+        attributes=dict(record.get("attributes", {})),
+    )
+    return change, []
+
+
+def incident_from_record(record: Any, origin: Origin) -> tuple[Incident | None, list[RecordProblem]]:
+    """Validate one incident record and build the Incident, or return the problems found."""
+    problems = _schema_problems("incident", record, origin)
+    if problems:
+        return None, problems
+    times, problems = _parse_times(record, origin, ("started_at", "detected_at", "resolved_at"))
+    if not problems:
+        problems = _check_order(record, origin, times, "started_at", "detected_at")
+        problems += _check_order(record, origin, times, "started_at", "resolved_at")
+    if problems:
+        return None, problems
+
+    incident = Incident(
+        id=record["id"],
+        title=record["title"],
+        severity=Severity(record["severity"]),
+        status=IncidentStatus(record["status"]),
+        started_at=times["started_at"],
+        detected_at=times["detected_at"],
+        resolved_at=times["resolved_at"],
+        impacted=tuple(record.get("impacted", ())),
+        root_causes=tuple(record.get("root_causes", ())),
+        symptom_text=record.get("symptom_text"),
+        symptom_tags=tuple(record.get("symptom_tags", ())),
+        caused_by_change=record.get("caused_by_change"),
+        resolved_with=record.get("resolved_with"),
+        attributes=dict(record.get("attributes", {})),
+    )
+    return incident, []
+
+
 def batch_from_records(
-    cis: Iterable[Any], relationships: Iterable[Any], source: str, *, section_prefix: str = ""
+    cis: Iterable[Any],
+    relationships: Iterable[Any],
+    source: str,
+    *,
+    changes: Iterable[Any] = (),
+    incidents: Iterable[Any] = (),
+    section_prefix: str = "",
 ) -> ImportBatch:
-    """Turn CI and relationship records into an ImportBatch, collecting every problem."""
+    """Turn CI, relationship, change and incident records into an ImportBatch, collecting every problem."""
     batch = ImportBatch()
     for index, record in enumerate(cis):
         origin = Origin(source, f"{section_prefix}cis{_describe(index, record, 'id')}")
@@ -247,6 +360,20 @@ def batch_from_records(
             batch.problems.extend(problems)
         else:
             batch.relationships.append((relationship, origin))
+    for index, record in enumerate(changes):
+        origin = Origin(source, f"{section_prefix}changes{_describe(index, record, 'id')}")
+        change, problems = change_from_record(record, origin)
+        if change is None:
+            batch.problems.extend(problems)
+        else:
+            batch.changes.append((change, origin))
+    for index, record in enumerate(incidents):
+        origin = Origin(source, f"{section_prefix}incidents{_describe(index, record, 'id')}")
+        incident, problems = incident_from_record(record, origin)
+        if incident is None:
+            batch.problems.extend(problems)
+        else:
+            batch.incidents.append((incident, origin))
     return batch
 
 
