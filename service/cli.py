@@ -15,6 +15,7 @@ import importers
 from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radius, business_services_reached, path_to
 from service.config import Settings, load_settings, open_store
 from service.errors import FaultgraphError, ImportRejectedError
+from service.evaluation import eval_group
 from service.loader import ImportReport, load
 from service.model import parse_time, utc_now
 from service.snapshot import SnapshotCache
@@ -241,6 +242,9 @@ def export_schema() -> None:
     from service.api.schema import schema
 
     click.echo(schema.as_str())
+
+
+cli.add_command(eval_group)
 
 
 def main() -> None:
