@@ -45,7 +45,8 @@ def neo4j_server() -> Iterator[Any]:
             raise
         pytest.skip(f"Neo4j test server did not start: {exc}")
     yield server
-    server.stop()
+    # close() also deletes the server's temporary home directory.
+    server.close()
 
 
 def clear_neo4j(server: Any) -> None:
