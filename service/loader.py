@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 
 from service.errors import ImportRejectedError, RecordProblem
 from service.model import CI, Relationship
-from service.records import ImportBatch, Origin
+from service.records import ImportBatch, Origin, paused_garbage_collection
 from service.store.base import GraphStore, ProgressCallback, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
+@paused_garbage_collection()
 def load(
     store: GraphStore,
     batch: ImportBatch,
@@ -140,8 +141,9 @@ def _deduplicate_relationships(
                 )
             )
             continue
-        if all(seen != relationship for seen, _ in copies[relationship.key]):
-            copies[relationship.key].append((relationship, origin))
+        distinct = copies[relationship.key]
+        if all(seen != relationship for seen, _ in distinct):
+            distinct.append((relationship, origin))
 
     kept = []
     for distinct in copies.values():
@@ -216,9 +218,10 @@ def _check_redundancy_groups(
     if not members:
         return relationships, []
 
-    imported_keys = {relationship.key for relationship, _ in relationships}
+    stored_members = store.redundancy_members(sorted({consumer for consumer, _ in members}))
+    imported_keys = {relationship.key for relationship, _ in relationships} if stored_members else set()
     stored: dict[tuple[str, str], list[Relationship]] = defaultdict(list)
-    for relationship in store.redundancy_members(sorted({consumer for consumer, _ in members})):
+    for relationship in stored_members:
         if relationship.key not in imported_keys:
             assert relationship.redundancy is not None
             stored[(relationship.consumer, relationship.redundancy.group)].append(relationship)
@@ -266,6 +269,8 @@ def _check_redundancy_groups(
                         )
                     )
                 break
+    if not rejected:
+        return relationships, problems
     kept = [(r, origin) for r, origin in relationships if r.key not in rejected]
     return kept, problems
 

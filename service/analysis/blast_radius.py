@@ -335,7 +335,7 @@ class _Walk:
     def closure(self, seeds: np.ndarray, edge_mask: np.ndarray, graph: ImpactGraph | None) -> np.ndarray:
         """Return the mask of reached CIs that ``edge_mask`` edges lead to from the seeds, seeds included.
 
-        ``graph`` holds the same edges as ``edge_mask`` in compiled form, or is
+        ``graph`` contains the same edges as ``edge_mask`` in compiled form, or is
         None when the query filters edges.
         """
         if self.compiled and graph is not None and len(seeds):

@@ -1,0 +1,1 @@
+"""Benchmarks of the embedded store and the blast-radius analysis; see BENCHMARKS.md."""
