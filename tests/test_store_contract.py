@@ -640,10 +640,10 @@ def generated_graph(seed: int, size: int = 120) -> tuple[list[CI], list[Relation
 
 
 def radius_outcome(topology: Topology, failed: list[str], options: BlastRadiusOptions) -> dict[str, Any]:
-    """Return the store-independent part of a blast radius: impacts, distances, order and summary.
+    """Return what a blast radius must give on every store: impacts, distances, paths, order and summary.
 
-    The explaining path is one of possibly several shortest paths, and which
-    one depends on how the store numbered the CIs; ``path_problems`` checks it.
+    Snapshots number CIs in id order whatever the store, so even where several
+    shortest paths exist, every store explains an impact by the same one.
     """
     radius = blast_radius(topology, failed, options)
     return {
@@ -651,6 +651,7 @@ def radius_outcome(topology: Topology, failed: list[str], options: BlastRadiusOp
             (topology.ids[node], Impact(level).name, int(distance))
             for node, level, distance in zip(radius.impacted, radius.impact, radius.distance, strict=True)
         ],
+        "paths": [[topology.ids[step] for step in path_to(radius, int(node))] for node in radius.impacted],
         "summary": radius.summary,
         "truncated": radius.truncated,
     }

@@ -12,7 +12,7 @@ per relationship: 98 MB for the generated graph of a million relationships in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import cached_property
 
@@ -177,8 +177,33 @@ def _valid_at(valid_from: np.ndarray, valid_until: np.ndarray, moment: float) ->
     return started & not_ended
 
 
+def _in_id_order(data: TopologyData) -> TopologyData:
+    """Return the topology with nodes numbered in id order, whatever order the store used.
+
+    Where several shortest paths exist, the walk keeps the one through the
+    lowest node numbers, so numbering by id makes every store explain an
+    impact by the same path.
+    """
+    order = np.argsort(np.array(data.ids, dtype=object), kind="stable")
+    if np.array_equal(order, np.arange(len(order))):
+        return data
+    new_index = np.empty(len(order), dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    permuted: dict[str, object] = {
+        "ids": [data.ids[i] for i in order],
+        "types": [data.types[i] for i in order],
+        "edge_source": new_index[np.asarray(data.edge_source, dtype=np.int64)],
+        "edge_target": new_index[np.asarray(data.edge_target, dtype=np.int64)],
+    }
+    for item in fields(data):
+        if item.name.startswith("node_"):
+            permuted[item.name] = np.asarray(getattr(data, item.name))[order]
+    return replace(data, **permuted)
+
+
 def build_topology(data: TopologyData) -> Topology:
     """Build the impact-direction CSR snapshot from the store's bulk topology."""
+    data = _in_id_order(data)
     node_count = len(data.ids)
     type_names, node_type = np.unique(np.array(data.types, dtype=object), return_inverse=True)
     type_names_list = [str(name) for name in type_names]
