@@ -19,7 +19,7 @@ from service.store.base import GraphStore
 from service.store.embedded import EmbeddedStore
 
 STORES = [name.strip() for name in os.environ.get("FAULTGRAPH_TEST_STORES", "embedded,neo4j").split(",")]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("FAULTGRAPH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
 

@@ -355,3 +355,51 @@ def test_schema_file_matches_code() -> None:
     on_disk = (ROOT / "schema" / "schema.graphql").read_text(encoding="utf-8")
 
     assert exported == on_disk, "schema/schema.graphql is stale; run `faultgraph export-schema > schema/schema.graphql`"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        pytest.param("query($id: ID!) { ci(id: $id) { id } }", {"id": None}, id="null-required-variable"),
+        pytest.param(
+            "mutation($c: [CIInput!]!) { upsertCIs(cis: $c) { cisCreated } }",
+            {"c": [{"id": "x", "type": "service", "criticality": 5}]},
+            id="wrong-scalar-in-input",
+        ),
+        pytest.param(
+            "mutation($c: [CIInput!]!) { upsertCIs(cis: $c) { cisCreated } }",
+            {"c": [{"id": "x", "type": "service", "validFrom": "yesterday"}]},
+            id="bad-datetime-variable",
+        ),
+        pytest.param(
+            "mutation($c: [CIInput!]!) { upsertCIs(cis: $c) { cisCreated } }",
+            {"c": [{"id": "x", "type": "service", "colour": "red"}]},
+            id="unknown-input-field",
+        ),
+        pytest.param(
+            "query($d: Int) { blastRadius(ciIds: [\"db\"], maxDepth: $d) { truncated } }",
+            {"d": "three"},
+            id="string-for-int",
+        ),
+    ],
+)
+def test_api_bad_variables_are_caller_errors(client: GraphQLClient, query: str, variables: dict[str, Any]) -> None:
+    error = client.error(query, **variables)
+
+    assert error["extensions"]["code"] in {"INVALID_INPUT", "INVALID_QUERY"}
+    assert "internal error" not in error["message"]
+    assert "$" in error["message"] or "Variable" in error["message"]
+
+
+def test_api_import_file_names_given_filename(client: GraphQLClient) -> None:
+    content = "relationships:\n  - {source: app, target: ghost, type: DEPENDS_ON}\n"
+    query = """
+    mutation($content: String!) {
+      importFile(format: "bundle", content: $content, filename: "my.yaml") { result { cisCreated } }
+    }
+    """
+    error = client.error(query, content=content)
+
+    assert error["extensions"]["problems"][0]["source"] == "my.yaml"
+    assert "my.yaml" in error["message"]
+    assert "faultgraph-import-" not in error["message"]

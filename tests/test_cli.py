@@ -79,13 +79,24 @@ def test_cli_import_rejects_bad_bundle(tmp_path: Path, bundle_file: Path) -> Non
     assert "not found" in listing.stderr
 
 
+def test_cli_blast_radius_missing_store(tmp_path: Path) -> None:
+    db = tmp_path / "missing" / "fg.db"
+
+    result = run_cli("blast-radius", "sbc-1", db=db, check=False)
+
+    assert result.returncode == 1
+    assert f"no embedded store at {db}" in result.stderr
+    assert not db.parent.exists()
+
+
 def test_cli_import_keep_going_imports_rest(tmp_path: Path, bundle_file: Path) -> None:
     db = tmp_path / "fg.db"
     broken = tmp_path / "broken.yaml"
     broken.write_text("cis: [ {id: x", encoding="utf-8")
 
-    result = run_cli("import", "--keep-going", "bundle", str(bundle_file), str(broken), db=db)
+    result = run_cli("import", "--keep-going", "bundle", str(bundle_file), str(broken), db=db, check=False)
 
+    assert result.returncode == 3
     assert "CIs: 4 read, 4 created" in result.stdout
     assert "rejected 1 record(s)" in result.stderr
     assert "invalid YAML" in result.stderr
