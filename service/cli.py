@@ -13,6 +13,9 @@ from tabulate import tabulate
 
 import importers
 from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radius, business_services_reached, path_to
+from service.analysis.change_review import review_change
+from service.analysis.culprits import CulpritOptions, Symptom, likely_culprits
+from service.cli_events import culprits_document, culprits_text, review_document, review_text
 from service.config import Settings, load_settings, open_store
 from service.errors import FaultgraphError, ImportRejectedError
 from service.evaluation import eval_group
@@ -26,6 +29,8 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = (
     ("bundle", PROJECT_ROOT / "examples" / "call-center" / "cmdb.yaml"),
+    # Changes and past incidents of the call center; they name its CIs, so they come after them.
+    ("bundle", PROJECT_ROOT / "examples" / "call-center" / "changes-incidents.yaml"),
     ("kubernetes", PROJECT_ROOT / "examples" / "online-boutique" / "kubernetes-manifests.yaml"),
 )
 
@@ -52,24 +57,46 @@ def cli(context: click.Context, store: str | None, db: Path | None, verbose: boo
         raise click.ClickException(exc.message) from exc
 
 
-def _open(context: click.Context) -> GraphStore:
+def _open(context: click.Context, *, must_exist: bool = False) -> GraphStore:
+    """Open the configured store; with ``must_exist``, reject an embedded store file that is not there.
+
+    Read-only commands pass ``must_exist``, so a wrong working directory or
+    FAULTGRAPH_DB gives a clear error instead of an empty new store.
+    """
+    settings = _settings(context)
+    if must_exist and settings.store == "embedded" and not settings.db.exists():
+        raise click.ClickException(
+            f"no embedded store at {settings.db}; import data first with 'faultgraph import', "
+            "or point FAULTGRAPH_DB (or --db) at an existing store"
+        )
     try:
-        return open_store(_settings(context))
+        return open_store(settings)
     except FaultgraphError as exc:
         raise click.ClickException(exc.message) from exc
 
 
 def _import(store: GraphStore, format_name: str, paths: list[Path], *, keep_going: bool, batch_size: int) -> ImportReport:
+    click.echo(f"reading {len(paths)} {format_name} file(s)", err=True)
     batch = importers.read_files(format_name, paths)
-    total = len(batch.cis) + len(batch.relationships)
-    show_progress = total >= 20_000 and sys.stderr.isatty()
-    with click.progressbar(length=total, label="writing", file=sys.stderr, hidden=not show_progress) as bar:
+    total = len(batch.cis) + len(batch.relationships) + len(batch.changes) + len(batch.incidents)
+    long_import = total >= 20_000
+    click.echo(f"validating and writing {total} records", err=True)
+    # A bar on a terminal; elsewhere (CI logs, pipes) one line per tenth, so
+    # a long import still shows that it is moving.
+    with click.progressbar(
+        length=total, label="writing", file=sys.stderr, hidden=not (long_import and sys.stderr.isatty())
+    ) as bar:
         done = 0
+        reported_tenths = 0
 
         def progress(written: int, _total: int) -> None:
-            nonlocal done
+            nonlocal done, reported_tenths
             bar.update(written - done)
             done = written
+            tenths = written * 10 // max(total, 1)
+            if long_import and not sys.stderr.isatty() and tenths > reported_tenths:
+                reported_tenths = tenths
+                click.echo(f"written {written} of {total} records", err=True)
 
         return load(store, batch, keep_going=keep_going, batch_size=batch_size, progress=progress)
 
@@ -84,6 +111,15 @@ def _print_report(report: ImportReport) -> None:
         f"relationships: {report.relationships_read} read, {result.relationships_created} created, "
         f"{result.relationships_updated} updated, {result.relationships_unchanged} unchanged"
     )
+    if report.changes_read or report.incidents_read:
+        click.echo(
+            f"changes: {report.changes_read} read, {result.changes_created} created, "
+            f"{result.changes_updated} updated, {result.changes_unchanged} unchanged"
+        )
+        click.echo(
+            f"incidents: {report.incidents_read} read, {result.incidents_created} created, "
+            f"{result.incidents_updated} updated, {result.incidents_unchanged} unchanged"
+        )
     if report.skipped:
         skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(report.skipped.items()))
         click.echo(f"skipped documents of other kinds: {skipped}")
@@ -104,7 +140,12 @@ def _print_report(report: ImportReport) -> None:
 def import_command(
     context: click.Context, format_name: str, paths: tuple[Path, ...], keep_going: bool, batch_size: int
 ) -> None:
-    """Import source files of one FORMAT; all or nothing unless --keep-going."""
+    """Import source files of one FORMAT; all or nothing unless --keep-going.
+
+    Exits with 0 when every record was imported, 1 when the import was
+    rejected and nothing was written, and 3 when --keep-going wrote the valid
+    records but rejected some.
+    """
     store = _open(context)
     try:
         report = _import(store, format_name, list(paths), keep_going=keep_going, batch_size=batch_size)
@@ -116,6 +157,8 @@ def import_command(
     finally:
         store.close()
     _print_report(report)
+    if report.rejected:
+        sys.exit(3)
 
 
 def _blast_radius_rows(radius: Any, topology: Any, names: dict[str, Any]) -> list[dict[str, Any]]:
@@ -161,7 +204,7 @@ def blast_radius_command(
     as_json: bool,
 ) -> None:
     """Show what else fails when the CIs CI_ID... fail."""
-    store = _open(context)
+    store = _open(context, must_exist=True)
     try:
         moment = parse_time(as_of, field_name="--as-of") if as_of else utc_now()
         topology = SnapshotCache(store).current()
@@ -210,7 +253,10 @@ def blast_radius_command(
 @click.option(
     "--examples",
     is_flag=True,
-    help="Import the call-center CMDB and the Online Boutique manifests from examples/ first.",
+    help=(
+        "Import the call-center CMDB with its changes and incidents and the Online Boutique "
+        "manifests from examples/ first."
+    ),
 )
 @click.pass_context
 def serve(context: click.Context, host: str | None, port: int | None, examples: bool) -> None:
@@ -234,6 +280,85 @@ def serve(context: click.Context, host: str | None, port: int | None, examples: 
             store.close()
     click.echo(f"GraphQL at http://{host}:{port}/graphql")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@cli.command("culprits")
+@click.option(
+    "--at", "ci_ids", multiple=True, required=True, metavar="CI_ID", help="CI where the symptom shows; repeatable."
+)
+@click.option(
+    "--since",
+    "started_at",
+    required=True,
+    metavar="TIME",
+    help="Onset: ISO 8601 with an offset, such as 2026-03-02T09:05:00Z.",
+)
+@click.option("--tag", "tags", multiple=True, help="Symptom tag, such as timeout or slow_response; repeatable.")
+@click.option("--text", help="The symptom in words, compared with the texts of past incidents.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=10, show_default=True, help="List at most this many culprits."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def culprits_command(
+    context: click.Context,
+    ci_ids: tuple[str, ...],
+    started_at: str,
+    tags: tuple[str, ...],
+    text: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Rank the CIs that most likely caused a symptom seen on the --at CIs since --since."""
+    store = _open(context, must_exist=True)
+    try:
+        onset = parse_time(started_at, field_name="--since")
+        snapshot = SnapshotCache(store).snapshot()
+        unknown = [ci_id for ci_id in ci_ids if ci_id not in snapshot.topology.index]
+        if unknown:
+            raise click.ClickException(f"--at: CI(s) not found: {', '.join(unknown)}; check the ids")
+        symptom = Symptom(tuple(ci_ids), onset, tags, text)
+        report = likely_culprits(
+            snapshot.topology, symptom, snapshot.events, snapshot.statuses, CulpritOptions(limit=limit)
+        )
+        cis = store.get_cis([culprit.ci_id for culprit in report.culprits])
+    except (ValueError, FaultgraphError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+    if as_json:
+        click.echo(json.dumps(culprits_document(symptom, report, cis), indent=2, ensure_ascii=False))
+        return
+    click.echo(culprits_text(report, cis))
+
+
+@cli.command("review-change")
+@click.argument("change_id", metavar="CHANGE_ID")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=20, show_default=True, help="List at most this many impacted CIs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def review_change_command(context: click.Context, change_id: str, limit: int, as_json: bool) -> None:
+    """Review the stored change CHANGE_ID: blast radius, collisions, past incidents, risk and reviewers."""
+    store = _open(context, must_exist=True)
+    try:
+        snapshot = SnapshotCache(store).snapshot()
+        change = snapshot.events.changes_by_id.get(change_id)
+        if change is None:
+            raise click.ClickException(f"change {change_id!r} not found; check the id or import the change first")
+        review = review_change(snapshot.topology, change, snapshot.events)
+        cis = store.get_cis(review.reviewer_ci_ids)
+    except (ValueError, FaultgraphError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+    if as_json:
+        click.echo(json.dumps(review_document(review, snapshot.topology, cis), indent=2, ensure_ascii=False))
+        return
+    click.echo(review_text(review, snapshot.topology, cis, limit))
 
 
 @cli.command("export-schema")

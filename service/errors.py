@@ -32,7 +32,19 @@ class FaultgraphError(Exception):
 
 
 class NotFoundError(FaultgraphError):
+    """A requested or referenced record that is not stored; ``field`` names the input that referenced it."""
+
     code = "NOT_FOUND"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def extensions(self) -> dict[str, object]:
+        extensions = super().extensions()
+        if self.field is not None:
+            extensions["field"] = self.field
+        return extensions
 
 
 class InvalidInputError(FaultgraphError):
@@ -102,6 +114,10 @@ class WriteProgress:
     cis_not_written: int = 0
     relationships_not_written: int = 0
     failed_batches: list[str] = field(default_factory=list)
+    changes_written: int = 0
+    incidents_written: int = 0
+    changes_not_written: int = 0
+    incidents_not_written: int = 0
 
 
 class PartialWriteError(StoreUnavailableError):
@@ -116,9 +132,13 @@ class PartialWriteError(StoreUnavailableError):
         extensions["written"] = {
             "cis": self.progress.cis_written,
             "relationships": self.progress.relationships_written,
+            "changes": self.progress.changes_written,
+            "incidents": self.progress.incidents_written,
         }
         extensions["notWritten"] = {
             "cis": self.progress.cis_not_written,
             "relationships": self.progress.relationships_not_written,
+            "changes": self.progress.changes_not_written,
+            "incidents": self.progress.incidents_not_written,
         }
         return extensions

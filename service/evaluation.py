@@ -21,7 +21,8 @@ Each scenario is loaded into a fresh embedded store in a temporary folder:
 first the ``base`` bundles, then the scenario's own bundle, each through
 ``service.loader.load``. A CI that the scenario's bundle repeats replaces the
 base's record, which is how a scenario sets the status of a base CI at onset.
-The topology and the CI statuses are read back from the store.
+The topology, the CI statuses, the changes and the incidents are read back
+from the store into the same snapshot that the GraphQL API analyses.
 
 The scores follow the RCAEval benchmark: AC@k is the fraction of scenarios in
 which an expected root cause is among the top k candidates, and Avg@5 is the
@@ -47,12 +48,11 @@ from tabulate import tabulate
 from importers import native
 from importers.source import SourceError, load_yaml_documents, read_text
 from service.analysis.culprits import Culprit, CulpritOptions, Symptom, likely_culprits
-from service.analysis.events import EventIndex, build_event_index, change_times, was_made
-from service.analysis.topology import build_topology
+from service.analysis.events import EventIndex, change_times, was_made
 from service.errors import FaultgraphError, InvalidInputError
 from service.loader import load
-from service.model import Change, Incident, Status, parse_time
-from service.records import ImportBatch
+from service.model import parse_time
+from service.snapshot import SnapshotCache
 from service.store.embedded import EmbeddedStore
 
 SCENARIO_KEY = "scenario"
@@ -284,18 +284,17 @@ def run_scenario(scenario: Scenario, database: Path) -> ScenarioResult:
         batches.append(native.parse_bundle(scenario.bundle, str(scenario.path)))
         for batch in batches:
             load(store, batch)
-        topology = build_topology(store.load_topology())
-        statuses = {ci_id: ci.status for ci_id, ci in store.get_cis(topology.ids).items()}
-        changes, incidents = _events(store, batches)
+        snapshot = SnapshotCache(store).snapshot()
     finally:
         store.close()
+    topology = snapshot.topology
 
     missing = [ci_id for ci_id in (*scenario.expected, *scenario.symptom.ci_ids) if ci_id not in topology.index]
     if missing:
         raise ScenarioError(f"{scenario.path}: CI(s) {', '.join(missing)} named in '{SCENARIO_KEY}' are not in its bundles; add them or correct the ids")
 
-    index = build_event_index(changes, incidents)
-    report = likely_culprits(topology, scenario.symptom, index, statuses, CulpritOptions(limit=None))
+    index = snapshot.events
+    report = likely_culprits(topology, scenario.symptom, index, snapshot.statuses, CulpritOptions(limit=None))
     rankings = {
         "faultgraph": [culprit.ci_id for culprit in report.culprits],
         "recent-change": rank_by_recent_change(report.culprits, index, scenario.symptom.started_at),
@@ -305,18 +304,6 @@ def run_scenario(scenario: Scenario, database: Path) -> ScenarioResult:
     ranks = {method: _first_rank(ranking, expected) for method, ranking in rankings.items()}
     top = {method: ranking[:TOP_K] for method, ranking in rankings.items()}
     return ScenarioResult(scenario, ranks, top, report.candidate_count, report.reason)
-
-
-def _events(store: EmbeddedStore, batches: Sequence[ImportBatch]) -> tuple[list[Change], list[Incident]]:
-    """Return the scenario's changes and incidents.
-
-    TODO: the stores do not keep changes and incidents yet, so they come from
-    the parsed bundles. Read them back from the store once it keeps them, so
-    that the evaluation covers that path too.
-    """
-    changes = [change for batch in batches for change, _ in batch.changes]
-    incidents = [incident for batch in batches for incident, _ in batch.incidents]
-    return changes, incidents
 
 
 def _first_rank(ranking: Sequence[str], expected: set[str]) -> int | None:

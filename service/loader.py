@@ -3,9 +3,11 @@
 All importers and the GraphQL mutations go through ``load``. Validation covers
 what a single record cannot show: conflicting duplicate ids, relationships to
 CIs that are neither in the import nor stored, self-relationships, and
-redundancy groups whose members disagree. By default an import with any
-problem writes nothing; with ``keep_going`` the valid records are written and
-every rejected one is listed.
+redundancy groups whose members disagree. It also rejects changes and
+incidents that name CIs, or a causing change, that are neither in the import
+nor stored. By default
+an import with any problem writes nothing; with ``keep_going`` the valid
+records are written and every rejected one is listed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 from service.errors import ImportRejectedError, RecordProblem
-from service.model import CI, Relationship
+from service.model import CI, Change, Incident, Relationship
 from service.records import ImportBatch, Origin, paused_garbage_collection
 from service.store.base import GraphStore, ProgressCallback, WriteResult
 
@@ -32,6 +35,8 @@ class ImportReport:
     rejected: list[RecordProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    changes_read: int = 0
+    incidents_read: int = 0
 
 
 @paused_garbage_collection()
@@ -61,6 +66,8 @@ def load(
     problems.extend(reference_problems)
     relationships, group_problems = _check_redundancy_groups(store, relationships)
     problems.extend(group_problems)
+    changes, incidents, event_problems = _check_events(store, batch, known_ids, conflicting_ids)
+    problems.extend(event_problems)
 
     if problems and not keep_going:
         raise ImportRejectedError(problems)
@@ -70,9 +77,21 @@ def load(
     result = store.write(
         [ci for ci, _ in cis],
         [relationship for relationship, _ in relationships],
+        changes=[change for change, _ in changes],
+        incidents=[incident for incident, _ in incidents],
         batch_size=batch_size,
         progress=progress,
     )
+    if changes or incidents:
+        logger.info(
+            "imported %d changes (%d new, %d updated) and %d incidents (%d new, %d updated)",
+            len(changes),
+            result.changes_created,
+            result.changes_updated,
+            len(incidents),
+            result.incidents_created,
+            result.incidents_updated,
+        )
     logger.info(
         "imported %d CIs (%d new, %d updated) and %d relationships (%d new, %d updated); %d rejected",
         len(cis),
@@ -90,6 +109,8 @@ def load(
         rejected=problems,
         warnings=list(batch.warnings),
         skipped=dict(batch.skipped),
+        changes_read=len(batch.changes),
+        incidents_read=len(batch.incidents),
     )
 
 
@@ -165,7 +186,9 @@ def _deduplicate_relationships(
     return kept, problems
 
 
-def _differing_fields(record: CI | Relationship, other: CI | Relationship) -> list[str]:
+def _differing_fields(
+    record: CI | Relationship | Change | Incident, other: CI | Relationship | Change | Incident
+) -> list[str]:
     """Return the names of the fields in which two records with the same key differ."""
     return [
         item.name for item in fields(record) if getattr(record, item.name) != getattr(other, item.name)
@@ -288,3 +311,117 @@ def _group_terms(relationship: Relationship) -> str:
     else:
         minimum = f"min_available_percent {redundancy.min_available_percent:g}"
     return f"{minimum}, {relationship.strength.value}"
+
+
+def _check_events(
+    store: GraphStore, batch: ImportBatch, known_ids: set[str], conflicting_ids: set[str]
+) -> tuple[list[tuple[Change, Origin]], list[tuple[Incident, Origin]], list[RecordProblem]]:
+    """Reject changes and incidents with conflicting duplicates or references that will not exist.
+
+    A change's ``affected`` CIs and an incident's ``impacted`` and
+    ``root_causes`` CIs must be valid CIs of the import or stored. An
+    incident's ``caused_by_change`` must be a valid change of the import or
+    stored. ``known_ids`` are CI ids already known to exist; the rest are
+    looked up in the store.
+    """
+    if not (batch.changes or batch.incidents):
+        return [], [], []
+    changes, problems = _deduplicate_events(batch.changes, "change")
+    incidents, incident_problems = _deduplicate_events(batch.incidents, "incident")
+    problems.extend(incident_problems)
+
+    referenced = {ci_id for change, _ in changes for ci_id in change.affected}
+    referenced |= {ci_id for incident, _ in incidents for ci_id in (*incident.impacted, *incident.root_causes)}
+    unknown = referenced - known_ids
+    known = known_ids | store.existing_ids(sorted(unknown)) if unknown else known_ids
+
+    kept_changes = []
+    for change, origin in changes:
+        missing = [ci_id for ci_id in change.affected if ci_id not in known]
+        if missing:
+            problems.append(_unknown_cis_problem(origin, "affected", missing, conflicting_ids))
+        else:
+            kept_changes.append((change, origin))
+
+    valid_change_ids = {change.id for change, _ in kept_changes}
+    rejected_change_ids = {change.id for change, _ in batch.changes} - valid_change_ids
+    causes = {incident.caused_by_change for incident, _ in incidents if incident.caused_by_change}
+    causes -= valid_change_ids
+    stored_change_ids = set(store.get_changes(sorted(causes))) if causes else set()
+
+    kept_incidents = []
+    for incident, origin in incidents:
+        incident_problems = []
+        for field_name, ci_ids in (("impacted", incident.impacted), ("root_causes", incident.root_causes)):
+            missing = [ci_id for ci_id in ci_ids if ci_id not in known]
+            if missing:
+                incident_problems.append(_unknown_cis_problem(origin, field_name, missing, conflicting_ids))
+        cause = incident.caused_by_change
+        if cause and cause not in valid_change_ids and cause not in stored_change_ids:
+            if cause in rejected_change_ids:
+                message = (
+                    f"change {cause!r} of this import was rejected, so the incident cannot name it; "
+                    "fix the change's own record"
+                )
+            else:
+                message = (
+                    f"change {cause!r} not found among the changes of this import or in the store; "
+                    "add the change, correct the id, or leave caused_by_change out"
+                )
+            incident_problems.append(RecordProblem(origin.source, origin.record, "caused_by_change", message))
+        if incident_problems:
+            problems.extend(incident_problems)
+        else:
+            kept_incidents.append((incident, origin))
+    return kept_changes, kept_incidents, problems
+
+
+_E = TypeVar("_E", Change, Incident)
+
+
+def _deduplicate_events(
+    records: list[tuple[_E, Origin]], noun: str
+) -> tuple[list[tuple[_E, Origin]], list[RecordProblem]]:
+    """Keep one of identical duplicates; reject every copy of an id given with different fields."""
+    copies: dict[str, list[tuple[_E, Origin]]] = defaultdict(list)
+    for record, origin in records:
+        if all(seen != record for seen, _ in copies[record.id]):
+            copies[record.id].append((record, origin))
+
+    kept = []
+    problems = []
+    for record_id, distinct in copies.items():
+        if len(distinct) == 1:
+            kept.append(distinct[0])
+            continue
+        for position, (record, origin) in enumerate(distinct):
+            other, other_origin = distinct[1 if position == 0 else 0]
+            differing = ", ".join(_differing_fields(record, other))
+            problems.append(
+                RecordProblem(
+                    origin.source,
+                    origin.record,
+                    "id",
+                    f"{noun} id {record_id!r} is also defined by {other_origin.source} record "
+                    f"{other_origin.record} with a different {differing}; keep one definition "
+                    f"or give each {noun} its own id",
+                )
+            )
+    return kept, problems
+
+
+def _unknown_cis_problem(
+    origin: Origin, field_name: str, missing: list[str], conflicting_ids: set[str]
+) -> RecordProblem:
+    conflicting = [ci_id for ci_id in missing if ci_id in conflicting_ids]
+    if conflicting:
+        message = (
+            f"CI(s) {', '.join(repr(ci_id) for ci_id in conflicting)} are defined more than once with "
+            "different fields in this import, so they were rejected; keep one definition of each"
+        )
+    else:
+        message = (
+            f"CI(s) {', '.join(repr(ci_id) for ci_id in missing)} not found among the valid CIs of this "
+            "import or in the store; add the CI, correct the id, or fix the CI's own record if it was rejected"
+        )
+    return RecordProblem(origin.source, origin.record, field_name, message)

@@ -69,6 +69,21 @@ class ImportBatch:
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
 
+    def rename_source(self, old: str, new: str) -> None:
+        """Name the source ``new`` wherever a record, problem or warning names ``old``."""
+
+        def renamed(origin: Origin) -> Origin:
+            return Origin(new, origin.record) if origin.source == old else origin
+
+        self.cis = [(ci, renamed(origin)) for ci, origin in self.cis]
+        self.relationships = [(r, renamed(origin)) for r, origin in self.relationships]
+        self.changes = [(change, renamed(origin)) for change, origin in self.changes]
+        self.incidents = [(incident, renamed(origin)) for incident, origin in self.incidents]
+        self.problems = [
+            RecordProblem(new, p.record, p.field, p.message) if p.source == old else p for p in self.problems
+        ]
+        self.warnings = [warning.replace(old, new) for warning in self.warnings]
+
     def extend(self, other: ImportBatch) -> None:
         self.cis.extend(other.cis)
         self.relationships.extend(other.relationships)
@@ -432,4 +447,54 @@ def ci_to_record(ci: CI) -> dict[str, Any]:
         record["tags"] = list(ci.tags)
     if ci.attributes:
         record["attributes"] = ci.attributes
+    return record
+
+
+def change_to_record(change: Change) -> dict[str, Any]:
+    """Return the bundle record of a change (the inverse of ``change_from_record``)."""
+    record: dict[str, Any] = {
+        "id": change.id,
+        "title": change.title,
+        "kind": change.kind.value,
+        "status": change.status.value,
+        "risk": change.risk.value,
+        "affected": list(change.affected),
+    }
+    optional = {
+        "planned_start": format_time(change.planned_start),
+        "planned_end": format_time(change.planned_end),
+        "actual_start": format_time(change.actual_start),
+        "actual_end": format_time(change.actual_end),
+        "implementer": change.implementer,
+        "description": change.description,
+        "rollback_procedure": change.rollback_procedure,
+    }
+    record.update({key: value for key, value in optional.items() if value is not None})
+    if change.attributes:
+        record["attributes"] = change.attributes
+    return record
+
+
+def incident_to_record(incident: Incident) -> dict[str, Any]:
+    """Return the bundle record of an incident (the inverse of ``incident_from_record``)."""
+    record: dict[str, Any] = {
+        "id": incident.id,
+        "title": incident.title,
+        "severity": incident.severity.value,
+        "status": incident.status.value,
+        "started_at": format_time(incident.started_at),
+        "impacted": list(incident.impacted),
+        "root_causes": list(incident.root_causes),
+        "symptom_tags": list(incident.symptom_tags),
+    }
+    optional = {
+        "detected_at": format_time(incident.detected_at),
+        "resolved_at": format_time(incident.resolved_at),
+        "symptom_text": incident.symptom_text,
+        "caused_by_change": incident.caused_by_change,
+        "resolved_with": incident.resolved_with,
+    }
+    record.update({key: value for key, value in optional.items() if value is not None})
+    if incident.attributes:
+        record["attributes"] = incident.attributes
     return record

@@ -1,19 +1,46 @@
-"""Keeps the topology snapshot current with the store's version counter."""
+"""Keeps the analysis snapshot (topology, changes and incidents) current with the store's version counter."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
+import numpy as np
+
+from service.analysis.events import EventIndex, build_event_index
 from service.analysis.topology import Topology, build_topology
-from service.store.base import GraphStore
+from service.model import Status
+from service.store.base import STATUS_CODES, GraphStore
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the analyses read, taken from one store version.
+
+    ``statuses`` maps each CI whose recorded status is not operational to
+    that status, which is the form ``likely_culprits`` takes.
+    """
+
+    version: int
+    topology: Topology
+    events: EventIndex
+    statuses: dict[str, Status]
+
+
+def recorded_statuses(topology: Topology) -> dict[str, Status]:
+    """Return the status of every CI of the snapshot that is not operational."""
+    return {
+        topology.ids[node]: STATUS_CODES[topology.node_status[node]]
+        for node in np.flatnonzero(topology.node_status).tolist()
+    }
+
+
 class SnapshotCache:
-    """Hands out the current ``Topology``, rebuilding it when the store's version changes.
+    """Hands out the current ``Snapshot``, rebuilding it when the store's version changes.
 
     One version query per call detects a stale snapshot, so a
     replica sees another replica's writes on its next request. Concurrent
@@ -22,28 +49,47 @@ class SnapshotCache:
 
     def __init__(self, store: GraphStore) -> None:
         self._store = store
-        self._topology: Topology | None = None
+        self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 
     def current(self) -> Topology:
+        """Return the current topology."""
+        return self.snapshot().topology
+
+    def snapshot(self) -> Snapshot:
         version = self._store.version()
-        topology = self._topology
-        if topology is not None and topology.version == version:
-            return topology
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.version == version:
+            return snapshot
         with self._lock:
-            topology = self._topology
-            if topology is not None and topology.version == version:
-                return topology
+            snapshot = self._snapshot
+            if snapshot is not None and snapshot.version == version:
+                return snapshot
             started = time.perf_counter()
-            # TODO: rebuilds are whole-graph; on a million relationships each write
-            # costs seconds of rebuild on the next query.
-            topology = build_topology(self._store.load_topology())
-            self._topology = topology
+            # TODO: rebuilds are whole-graph, and a change or incident bumps the
+            # same version as the topology. On a million relationships, each
+            # write costs seconds of rebuild on the next query.
+            data = self._store.load_topology()
+            events_version, changes, incidents = self._store.load_events()
+            topology = build_topology(data)
+            events = build_event_index(changes, incidents)
+            # The topology and the events are read in two transactions. When a
+            # write commits between them, the snapshot keeps the older version,
+            # so the next call finds a newer one and rebuilds.
+            snapshot = Snapshot(
+                version=min(topology.version, events_version),
+                topology=topology,
+                events=events,
+                statuses=recorded_statuses(topology),
+            )
+            self._snapshot = snapshot
             logger.info(
-                "topology snapshot version %d built: %d CIs, %d relationships in %.2f s",
-                topology.version,
+                "snapshot version %d built: %d CIs, %d relationships, %d changes, %d incidents in %.2f s",
+                snapshot.version,
                 topology.node_count,
                 topology.edge_count,
+                len(events.changes),
+                len(events.incidents),
                 time.perf_counter() - started,
             )
-            return topology
+            return snapshot

@@ -30,7 +30,9 @@ _PROVIDER_IS_SOURCE = np.array([RelationshipType(t).provider_is_source for t in 
 class Topology:
     """Immutable CSR form of the CI graph in impact direction (provider to consumer).
 
-    Edge attributes (``edge_*``) are indexed by position in the provider CSR.
+    ``node_status`` holds each CI's recorded status as its position in
+    ``service.store.base.STATUS_CODES``. Edge attributes (``edge_*``) are
+    indexed by position in the provider CSR.
     ``reverse_edge`` maps a position of the consumer CSR to the same edge's
     position in the provider CSR.
     """
@@ -44,6 +46,7 @@ class Topology:
     id_rank: np.ndarray
     node_valid_from: np.ndarray
     node_valid_until: np.ndarray
+    node_status: np.ndarray
     indptr: np.ndarray
     consumer: np.ndarray
     provider: np.ndarray
@@ -244,6 +247,7 @@ def build_topology(data: TopologyData) -> Topology:
         id_rank=id_rank,
         node_valid_from=np.asarray(data.node_valid_from, dtype=np.float64),
         node_valid_until=np.asarray(data.node_valid_until, dtype=np.float64),
+        node_status=np.asarray(data.node_status, dtype=np.int8),
         indptr=indptr,
         consumer=consumer[order],
         provider=provider[order],

@@ -19,7 +19,20 @@ from strawberry.types import Info
 import importers
 from importers.native import parse_bundle
 from service.analysis.blast_radius import BlastRadiusOptions, blast_radius
+from service.api import events
 from service.api.context import RequestContext, run_blocking
+from service.api.events import (
+    Change,
+    ChangeConnection,
+    ChangeFilter,
+    ChangeReview,
+    Culprit,
+    CulpritAnalysis,
+    Incident,
+    IncidentConnection,
+    IncidentFilter,
+    SymptomInput,
+)
 from service.api.types import (
     CI,
     BlastRadius,
@@ -37,7 +50,7 @@ from service.errors import FaultgraphError, InvalidInputError, NotFoundError
 from service.loader import ImportReport as ImportReportModel
 from service.loader import load
 from service.model import utc_now
-from service.records import batch_from_records
+from service.records import batch_from_records, change_to_record, incident_to_record
 from service.store.base import CIFilter as CIFilterModel
 from service.store.base import encode_cursor
 
@@ -83,6 +96,46 @@ class RelationshipInput:
     valid_until: datetime | None = None
 
 
+@strawberry.input(description="A change in the bundle record form; times need a time zone.")
+class ChangeInput:
+    id: strawberry.ID
+    title: str
+    kind: str = strawberry.field(
+        description="deploy, config, patch, scale, feature_flag, network, database, infrastructure or other."
+    )
+    status: str = strawberry.field(
+        description="planned, approved, in_progress, completed, failed, rolled_back or cancelled."
+    )
+    affected: list[strawberry.ID] = strawberry.field(description="Ids of the CIs the change touches.")
+    risk: str | None = strawberry.field(default=None, description="low, medium (the default), high or critical.")
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+    actual_start: datetime | None = None
+    actual_end: datetime | None = None
+    implementer: str | None = None
+    description: str | None = None
+    rollback_procedure: str | None = None
+    attributes: JSON | None = None
+
+
+@strawberry.input(description="An incident in the bundle record form; times need a time zone.")
+class IncidentInput:
+    id: strawberry.ID
+    title: str
+    severity: str = strawberry.field(description="critical, high, medium or low.")
+    status: str = strawberry.field(description="open, investigating, mitigated, resolved or closed.")
+    started_at: datetime
+    detected_at: datetime | None = None
+    resolved_at: datetime | None = None
+    impacted: list[strawberry.ID] | None = None
+    root_causes: list[strawberry.ID] | None = None
+    symptom_text: str | None = None
+    symptom_tags: list[str] | None = None
+    caused_by_change: strawberry.ID | None = None
+    resolved_with: str | None = strawberry.field(default=None, description="Id of the procedure that resolved it.")
+    attributes: JSON | None = None
+
+
 def _record(value: Any) -> Any:
     """Turn a strawberry input into the bundle record form that the shared validation reads."""
     if isinstance(value, datetime):
@@ -100,6 +153,8 @@ def _import_report(report: ImportReportModel) -> ImportReport:
         result=WriteResult(**vars(result)),
         cis_read=report.cis_read,
         relationships_read=report.relationships_read,
+        changes_read=report.changes_read,
+        incidents_read=report.incidents_read,
         rejected=[RejectedRecord(**vars(problem)) for problem in report.rejected],
         warnings=report.warnings,
     )
@@ -172,6 +227,77 @@ class Query:
             raise InvalidInputError(str(exc)) from exc
         return BlastRadius.from_analysis(topology, radius)
 
+    @strawberry.field(description="One change by id, or null when it does not exist.")
+    async def change(self, info: Info[RequestContext, None], id: strawberry.ID) -> Change | None:
+        return await events.resolve_change(info, id)
+
+    @strawberry.field(description="One incident by id, or null when it does not exist.")
+    async def incident(self, info: Info[RequestContext, None], id: strawberry.ID) -> Incident | None:
+        return await events.resolve_incident(info, id)
+
+    @strawberry.field(description="Changes ordered by id, a page at a time.")
+    async def changes(
+        self,
+        info: Info[RequestContext, None],
+        filter: ChangeFilter | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> ChangeConnection:
+        return await events.resolve_changes(info, filter, first, after)
+
+    @strawberry.field(description="Incidents ordered by id, a page at a time.")
+    async def incidents(
+        self,
+        info: Info[RequestContext, None],
+        filter: IncidentFilter | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> IncidentConnection:
+        return await events.resolve_incidents(info, filter, first, after)
+
+    @strawberry.field(
+        description=(
+            "The CIs that most likely caused a symptom, best first, each with its score and evidence. "
+            f"limit defaults to {events.DEFAULT_CULPRIT_LIMIT}; culpritAnalysis also gives the reason "
+            "for an empty list."
+        )
+    )
+    async def likely_culprits(
+        self,
+        info: Info[RequestContext, None],
+        symptom: SymptomInput,
+        limit: int | None = events.DEFAULT_CULPRIT_LIMIT,
+    ) -> list[Culprit]:
+        return await events.resolve_likely_culprits(info, symptom, limit)
+
+    @strawberry.field(
+        description=(
+            "likelyCulprits with the changes to roll back first, the count of candidates and the reason "
+            "when there is no culprit."
+        )
+    )
+    async def culprit_analysis(
+        self,
+        info: Info[RequestContext, None],
+        symptom: SymptomInput,
+        limit: int | None = events.DEFAULT_CULPRIT_LIMIT,
+    ) -> CulpritAnalysis:
+        return await events.resolve_culprit_analysis(info, symptom, limit)
+
+    @strawberry.field(
+        description=(
+            "Review a stored change (changeId) or a proposed one (proposed): its blast radius, collisions "
+            "with other changes, past incidents caused by changes to its CIs, a risk rating and reviewers."
+        )
+    )
+    async def change_review(
+        self,
+        info: Info[RequestContext, None],
+        change_id: strawberry.ID | None = None,
+        proposed: ChangeInput | None = None,
+    ) -> ChangeReview:
+        return await events.review(info, change_id, None if proposed is None else _record(proposed))
+
 
 @strawberry.type
 class Mutation:
@@ -189,12 +315,123 @@ class Mutation:
         report = await _run_import(info, batch, keep_going=False)
         return report.result
 
+    @strawberry.mutation(description="Create or update changes; each input replaces the whole stored record.")
+    async def upsert_changes(self, info: Info[RequestContext, None], changes: list[ChangeInput]) -> WriteResult:
+        batch = batch_from_records([], [], "upsertChanges", changes=[_record(change) for change in changes])
+        report = await _run_import(info, batch, keep_going=False)
+        return report.result
+
+    @strawberry.mutation(description="Create or update incidents; each input replaces the whole stored record.")
+    async def upsert_incidents(self, info: Info[RequestContext, None], incidents: list[IncidentInput]) -> WriteResult:
+        batch = batch_from_records([], [], "upsertIncidents", incidents=[_record(incident) for incident in incidents])
+        report = await _run_import(info, batch, keep_going=False)
+        return report.result
+
+    @strawberry.mutation(
+        description=(
+            "Change some fields of a stored change; arguments left out or null keep their stored value. "
+            "The merged record is validated as upsertChanges validates one."
+        )
+    )
+    async def update_change(
+        self,
+        info: Info[RequestContext, None],
+        id: strawberry.ID,
+        title: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        risk: str | None = None,
+        affected: list[strawberry.ID] | None = None,
+        planned_start: datetime | None = None,
+        planned_end: datetime | None = None,
+        actual_start: datetime | None = None,
+        actual_end: datetime | None = None,
+        implementer: str | None = None,
+        description: str | None = None,
+        rollback_procedure: str | None = None,
+        attributes: JSON | None = None,
+    ) -> Change:
+        stored = (await run_blocking(info.context.store.get_changes, [str(id)])).get(str(id))
+        if stored is None:
+            raise NotFoundError(f"change {str(id)!r} not found; create it with upsertChanges", field="id")
+        updates = {
+            "title": title,
+            "kind": kind,
+            "status": status,
+            "risk": risk,
+            "affected": affected,
+            "planned_start": planned_start,
+            "planned_end": planned_end,
+            "actual_start": actual_start,
+            "actual_end": actual_end,
+            "implementer": implementer,
+            "description": description,
+            "rollback_procedure": rollback_procedure,
+            "attributes": attributes,
+        }
+        record = {**change_to_record(stored), **{k: _record(v) for k, v in updates.items() if v is not None}}
+        await _run_import(info, batch_from_records([], [], "updateChange", changes=[record]), keep_going=False)
+        updated = (await run_blocking(info.context.store.get_changes, [str(id)]))[str(id)]
+        return Change.from_model(updated)
+
+    @strawberry.mutation(
+        description=(
+            "Change some fields of a stored incident; arguments left out or null keep their stored value. "
+            "The merged record is validated as upsertIncidents validates one."
+        )
+    )
+    async def update_incident(
+        self,
+        info: Info[RequestContext, None],
+        id: strawberry.ID,
+        title: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        started_at: datetime | None = None,
+        detected_at: datetime | None = None,
+        resolved_at: datetime | None = None,
+        impacted: list[strawberry.ID] | None = None,
+        root_causes: list[strawberry.ID] | None = None,
+        symptom_text: str | None = None,
+        symptom_tags: list[str] | None = None,
+        caused_by_change: strawberry.ID | None = None,
+        resolved_with: str | None = None,
+        attributes: JSON | None = None,
+    ) -> Incident:
+        stored = (await run_blocking(info.context.store.get_incidents, [str(id)])).get(str(id))
+        if stored is None:
+            raise NotFoundError(f"incident {str(id)!r} not found; create it with upsertIncidents", field="id")
+        updates = {
+            "title": title,
+            "severity": severity,
+            "status": status,
+            "started_at": started_at,
+            "detected_at": detected_at,
+            "resolved_at": resolved_at,
+            "impacted": impacted,
+            "root_causes": root_causes,
+            "symptom_text": symptom_text,
+            "symptom_tags": symptom_tags,
+            "caused_by_change": caused_by_change,
+            "resolved_with": resolved_with,
+            "attributes": attributes,
+        }
+        record = {**incident_to_record(stored), **{k: _record(v) for k, v in updates.items() if v is not None}}
+        await _run_import(info, batch_from_records([], [], "updateIncident", incidents=[record]), keep_going=False)
+        updated = (await run_blocking(info.context.store.get_incidents, [str(id)]))[str(id)]
+        return Incident.from_model(updated)
+
     @strawberry.mutation(name="deleteCI", description="Delete a CI; with cascade, its relationships too.")
     async def delete_ci(
         self, info: Info[RequestContext, None], id: strawberry.ID, cascade: bool = False
     ) -> DeleteResult:
         result = await run_blocking(lambda: info.context.store.delete_ci(str(id), cascade=cascade))
-        return DeleteResult(cis_deleted=result.cis_deleted, relationships_deleted=result.relationships_deleted)
+        return DeleteResult(
+            cis_deleted=result.cis_deleted,
+            relationships_deleted=result.relationships_deleted,
+            change_links_deleted=result.change_links_deleted,
+            incident_links_deleted=result.incident_links_deleted,
+        )
 
     @strawberry.mutation(description="Delete one relationship; returns whether it existed.")
     async def delete_relationship(
@@ -204,7 +441,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Import a native bundle given as JSON ({cis: [...], relationships: [...]}). "
+            "Import a native bundle given as JSON ({cis: [...], relationships: [...], changes: [...], "
+            "incidents: [...]}). "
             "All or nothing unless keepGoing is true."
         )
     )
@@ -236,10 +474,8 @@ class Mutation:
             path = Path(directory) / f"upload{suffix}"
             path.write_text(content, encoding="utf-8")
             batch = importers.read_files(format, [path])
-        for problem_list in (batch.problems,):
-            for index, problem in enumerate(problem_list):
-                problem_list[index] = type(problem)(filename, problem.record, problem.field, problem.message)
-        batch.warnings = [warning.replace(str(path), filename) for warning in batch.warnings]
+        # Messages must name the caller's file, not the temporary copy.
+        batch.rename_source(str(path), filename)
         return await _run_import(info, batch, keep_going)
 
 
@@ -262,6 +498,14 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     elif original is None:
         extensions = {"code": "INVALID_QUERY", **(error.extensions or {})}
         message = error.message
+    elif error.path is None:
+        # An error outside any resolver comes from the request itself: a
+        # variable or literal that its type rejected, whatever exception the
+        # type raised.
+        extensions = {"code": "INVALID_INPUT"}
+        message = error.message
+        if "DateTime" in message:
+            message += "; write times in ISO 8601 with an offset, such as 2026-03-02T09:05:00Z"
     else:
         reference = uuid.uuid4().hex[:12]
         logger.error("unexpected error %s at %s", reference, error.path, exc_info=original)
@@ -283,7 +527,7 @@ class FaultgraphSchema(strawberry.Schema):
         # ErrorCodes already logged unexpected errors with their traceback. The
         # rest are the caller's mistakes, returned in the response, not logged in full.
         for error in errors:
-            logger.info("GraphQL error %s: %s", (error.extensions or {}).get("code"), error.message)
+            logger.info("GraphQL error at %s: %s", error.path or "(request)", error.message)
 
 
 schema = FaultgraphSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import strawberry
@@ -16,6 +17,9 @@ from service.api.context import RequestContext, run_blocking
 from service.model import CI as CIModel
 from service.model import Relationship as RelationshipModel
 from service.model import Status
+
+if TYPE_CHECKING:
+    from service.api.events import Change, Incident
 
 
 @strawberry.enum(description="How badly a failure hurts a CI.")
@@ -86,6 +90,27 @@ class CI:
     @strawberry.field(description="Relationships in which this CI is the provider: what needs it.")
     async def dependents(self, info: Info[RequestContext, None]) -> list[Relationship]:
         return await _relationships(info, self.model.id, consumer=False)
+
+    @strawberry.field(
+        description=(
+            "Changes that affect this CI, newest start first. since and until select by the change "
+            "window as the changes query does."
+        )
+    )
+    async def changes(
+        self, info: Info[RequestContext, None], since: datetime | None = None, until: datetime | None = None
+    ) -> list[Annotated[Change, strawberry.lazy("service.api.events")]]:
+        from service.api.events import changes_of_ci
+
+        return await changes_of_ci(info, self.model.id, since, until)
+
+    @strawberry.field(description="Incidents that list this CI as impacted or as a root cause, newest first.")
+    async def incidents(
+        self, info: Info[RequestContext, None]
+    ) -> list[Annotated[Incident, strawberry.lazy("service.api.events")]]:
+        from service.api.events import incidents_of_ci
+
+        return await incidents_of_ci(info, self.model.id)
 
 
 async def _relationships(info: Info[RequestContext, None], ci_id: str, *, consumer: bool) -> list[Relationship]:
@@ -342,6 +367,12 @@ class WriteResult:
     relationships_created: int
     relationships_updated: int
     relationships_unchanged: int
+    changes_created: int
+    changes_updated: int
+    changes_unchanged: int
+    incidents_created: int
+    incidents_updated: int
+    incidents_unchanged: int
 
 
 @strawberry.type(description="A record that an import rejected, and why.")
@@ -357,11 +388,15 @@ class ImportReport:
     result: WriteResult
     cis_read: int
     relationships_read: int
+    changes_read: int
+    incidents_read: int
     rejected: list[RejectedRecord]
     warnings: list[str]
 
 
-@strawberry.type
+@strawberry.type(description="What deleting a CI removed; changes and incidents stay, without their link to it.")
 class DeleteResult:
     cis_deleted: int
     relationships_deleted: int
+    change_links_deleted: int
+    incident_links_deleted: int

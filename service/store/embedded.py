@@ -22,7 +22,9 @@ import numpy as np
 from service.errors import ConflictError, NotFoundError, StoreUnavailableError
 from service.model import (
     CI,
+    Change,
     Criticality,
+    Incident,
     Redundancy,
     Relationship,
     RelationshipType,
@@ -31,15 +33,22 @@ from service.model import (
     format_time,
     parse_time,
 )
+from service.store import embedded_events as events
 from service.store.base import (
+    STATUS_CODES,
+    ChangeFilter,
+    ChangePage,
     CIFilter,
     CIPage,
     DeleteResult,
     Direction,
+    IncidentFilter,
+    IncidentPage,
     ProgressCallback,
     TopologyData,
     WriteResult,
     decode_cursor,
+    delete_conflict_message,
     encode_cursor,
     search_text,
     validate_page_size,
@@ -48,6 +57,9 @@ from service.store.base import (
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+_STATUS_CODE = {status.value: code for code, status in enumerate(STATUS_CODES)}
+_UNKNOWN_STATUS = STATUS_CODES.index(Status.UNKNOWN)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -339,7 +351,7 @@ class EmbeddedStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._transaction() as connection:
-                for statement in _DDL.split(";"):
+                for statement in (_DDL + events.EVENTS_DDL).split(";"):
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute(
@@ -479,6 +491,22 @@ class EmbeddedStore:
             members.extend(_relationship_from_row(row) for row in rows)
         return members
 
+    def get_changes(self, ids: Sequence[str]) -> dict[str, Change]:
+        with self._read() as connection:
+            return events.get_changes(connection, ids)
+
+    def get_incidents(self, ids: Sequence[str]) -> dict[str, Incident]:
+        with self._read() as connection:
+            return events.get_incidents(connection, ids)
+
+    def list_changes(self, filter: ChangeFilter, first: int, after: str | None) -> ChangePage:
+        with self._read() as connection:
+            return events.list_changes(connection, filter, first, after)
+
+    def list_incidents(self, filter: IncidentFilter, first: int, after: str | None) -> IncidentPage:
+        with self._read() as connection:
+            return events.list_incidents(connection, filter, first, after)
+
     # Writes
 
     def write(
@@ -486,16 +514,18 @@ class EmbeddedStore:
         cis: Sequence[CI],
         relationships: Sequence[Relationship],
         *,
+        changes: Sequence[Change] = (),
+        incidents: Sequence[Incident] = (),
         batch_size: int = 5000,
         progress: ProgressCallback | None = None,
     ) -> WriteResult:
         result = WriteResult()
-        total = len(cis) + len(relationships)
+        total = len(cis) + len(relationships) + len(changes) + len(incidents)
         done = 0
         try:
             with self._write_lock, self._transaction() as connection, _bulk_cache(connection, total):
                 before = connection.execute("SELECT count(*) FROM ci").fetchone()[0]
-                changes = connection.total_changes
+                rows_changed = connection.total_changes
                 for chunk in _chunks(cis, batch_size):
                     connection.executemany(_UPSERT_CI, [_ci_row(ci) for ci in chunk])
                     done += len(chunk)
@@ -503,12 +533,12 @@ class EmbeddedStore:
                         progress(done, total)
                 after = connection.execute("SELECT count(*) FROM ci").fetchone()[0]
                 result.cis_created = after - before
-                result.cis_updated = connection.total_changes - changes - result.cis_created
+                result.cis_updated = connection.total_changes - rows_changed - result.cis_created
                 result.cis_unchanged = len(cis) - result.cis_created - result.cis_updated
 
                 pk_of = _pks_of(connection, relationships, stored_cis=after)
                 before = connection.execute("SELECT count(*) FROM relationship").fetchone()[0]
-                changes = connection.total_changes
+                rows_changed = connection.total_changes
                 for chunk in _chunks(relationships, batch_size):
                     connection.executemany(_UPSERT_RELATIONSHIP, [_relationship_row(r, pk_of) for r in chunk])
                     done += len(chunk)
@@ -517,10 +547,20 @@ class EmbeddedStore:
                 after = connection.execute("SELECT count(*) FROM relationship").fetchone()[0]
                 result.relationships_created = after - before
                 result.relationships_updated = (
-                    connection.total_changes - changes - result.relationships_created
+                    connection.total_changes - rows_changed - result.relationships_created
                 )
                 result.relationships_unchanged = (
                     len(relationships) - result.relationships_created - result.relationships_updated
+                )
+                done = events.write_events(
+                    connection,
+                    changes,
+                    incidents,
+                    result,
+                    batch_size=batch_size,
+                    done=done,
+                    total=total,
+                    progress=progress,
                 )
                 if result.changed:
                     self._bump_version(connection)
@@ -547,15 +587,19 @@ class EmbeddedStore:
             attached = connection.execute(
                 "SELECT count(*) FROM relationship WHERE source_pk = ? OR target_pk = ?", (pk, pk)
             ).fetchone()[0]
-            if attached and not cascade:
-                raise ConflictError(
-                    f"CI {ci_id!r} has {attached} relationship(s); delete them first "
-                    "or pass cascade to delete them with the CI"
-                )
+            change_links, incident_links = events.count_links(connection, pk)
+            if (attached or change_links or incident_links) and not cascade:
+                raise ConflictError(delete_conflict_message(ci_id, attached, change_links, incident_links))
             connection.execute("DELETE FROM relationship WHERE source_pk = ? OR target_pk = ?", (pk, pk))
+            events.delete_links(connection, pk)
             connection.execute("DELETE FROM ci WHERE pk = ?", (pk,))
             self._bump_version(connection)
-        return DeleteResult(cis_deleted=1, relationships_deleted=attached)
+        return DeleteResult(
+            cis_deleted=1,
+            relationships_deleted=attached,
+            change_links_deleted=change_links,
+            incident_links_deleted=incident_links,
+        )
 
     def delete_relationship(self, source: str, target: str, type_: str) -> bool:
         with self._write_lock, self._transaction() as connection:
@@ -581,6 +625,9 @@ class EmbeddedStore:
         with self._read() as connection:
             version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
             node_rows = connection.execute("SELECT pk, id, type FROM ci ORDER BY pk").fetchall()
+            status_rows = connection.execute(
+                "SELECT pk, status FROM ci WHERE status <> 'operational'"
+            ).fetchall()
             node_bounds = connection.execute(
                 "SELECT pk, valid_from, valid_until FROM ci "
                 "WHERE valid_from IS NOT NULL OR valid_until IS NOT NULL"
@@ -621,6 +668,10 @@ class EmbeddedStore:
 
         node_valid_from, node_valid_until = _validity_epochs(node_pks, node_bounds)
         edge_valid_from, edge_valid_until = _validity_epochs(edge_pks, edge_bounds)
+        node_status = np.zeros(len(node_pks), dtype=np.int8)
+        if status_rows:
+            positions = np.searchsorted(node_pks, [row[0] for row in status_rows])
+            node_status[positions] = [_STATUS_CODE.get(row[1], _UNKNOWN_STATUS) for row in status_rows]
         return TopologyData(
             version=int(version),
             ids=[row[1] for row in node_rows],
@@ -636,7 +687,14 @@ class EmbeddedStore:
             edge_min_percent=min_percent,
             edge_valid_from=edge_valid_from,
             edge_valid_until=edge_valid_until,
+            node_status=node_status,
         )
+
+    def load_events(self) -> tuple[int, list[Change], list[Incident]]:
+        with self._read() as connection:
+            version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+            changes, incidents = events.load_events(connection)
+        return int(version), changes, incidents
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

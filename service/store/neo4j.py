@@ -57,25 +57,42 @@ from service.errors import (
 )
 from service.model import (
     CI,
+    Change,
+    ChangeKind,
+    ChangeStatus,
     Criticality,
+    Incident,
+    IncidentStatus,
     Redundancy,
     Relationship,
     RelationshipType,
+    Risk,
+    Severity,
     Status,
     Strength,
     format_time,
     parse_time,
 )
 from service.store.base import (
+    STATUS_CODES,
+    ChangeFilter,
+    ChangePage,
     CIFilter,
     CIPage,
     DeleteResult,
     Direction,
+    IncidentFilter,
+    IncidentPage,
     ProgressCallback,
     TopologyData,
     WriteResult,
+    change_search_text,
+    change_window_texts,
     decode_cursor,
+    delete_conflict_message,
     encode_cursor,
+    event_time_text,
+    incident_search_text,
     search_text,
     validate_page_size,
 )
@@ -207,10 +224,122 @@ _DELETE_RELATIONSHIP = {t: _delete_relationship_query(t) for t in RelationshipTy
 _COUNT_ATTACHED = f"""
 MATCH (c:CI {{id: $id}})
 OPTIONAL MATCH (c)-[r:{_TYPES}]-(:CI)
-RETURN c.id AS id, count(r) AS attached
+WITH c, count(r) AS attached
+RETURN attached,
+       COUNT {{ (:Change)-[:AFFECTS]->(c) }} AS change_links,
+       COUNT {{ (:Incident)-[:IMPACTED|ROOT_CAUSE]->(c) }} AS incident_links
 """
 
 _DELETE_CI = "MATCH (c:CI {id: $id}) DETACH DELETE c"
+
+# Changes and incidents. A change is a (:Change) node that AFFECTS each of its
+# CIs. An incident is an (:Incident) node that has IMPACTED and ROOT_CAUSE
+# relationships to CIs and a CAUSED_BY relationship to a change. Each
+# relationship to a CI keeps the position of the CI in its list, so that lists
+# read back in the order they were written. An upsert row contains ``state``
+# (``props``, the node properties, and ``links``, the ids it links to) and,
+# for an id given several times in one batch, ``first``, as for CIs above.
+# Lists compare equal only without nulls, so a missing cause is an empty list.
+
+_CHANGE_LINKS = "COLLECT { MATCH (ch)-[a:AFFECTS]->(c:CI) RETURN c.id ORDER BY a.position }"
+_INCIDENT_LINKS = (
+    "[COLLECT { MATCH (i)-[r:IMPACTED]->(c:CI) RETURN c.id ORDER BY r.position }, "
+    "COLLECT { MATCH (i)-[r:ROOT_CAUSE]->(c:CI) RETURN c.id ORDER BY r.position }, "
+    "COLLECT { MATCH (i)-[:CAUSED_BY]->(cause:Change) RETURN cause.id }]"
+)
+
+_GET_CHANGES = f"UNWIND $ids AS id MATCH (ch:Change {{id: id}}) RETURN properties(ch) AS node, {_CHANGE_LINKS} AS links"
+_GET_INCIDENTS = (
+    f"UNWIND $ids AS id MATCH (i:Incident {{id: id}}) RETURN properties(i) AS node, {_INCIDENT_LINKS} AS links"
+)
+_ALL_CHANGES = f"MATCH (ch:Change) RETURN properties(ch) AS node, {_CHANGE_LINKS} AS links ORDER BY ch.id_order"
+_ALL_INCIDENTS = f"MATCH (i:Incident) RETURN properties(i) AS node, {_INCIDENT_LINKS} AS links ORDER BY i.id_order"
+_EXISTING_CHANGE_IDS = "UNWIND $ids AS id MATCH (ch:Change {id: id}) RETURN ch.id AS id"
+
+# Each condition of a ChangeFilter or IncidentFilter; a listing joins the ones its filter sets.
+_CHANGE_CONDITIONS = {
+    "ci_ids": "EXISTS { MATCH (ch)-[:AFFECTS]->(c:CI) WHERE c.id IN $ci_ids }",
+    "since": "ch.window_start IS NOT NULL AND (ch.window_end IS NULL OR ch.window_end >= $since)",
+    "until": "ch.window_start IS NOT NULL AND ch.window_start <= $until",
+    "status": "ch.status = $status",
+    "kind": "ch.kind = $kind",
+    "text": "ch.search_text CONTAINS $text",
+}
+_INCIDENT_CONDITIONS = {
+    "ci_ids": "EXISTS { MATCH (i)-[:IMPACTED|ROOT_CAUSE]->(c:CI) WHERE c.id IN $ci_ids }",
+    "since": "i.started_at >= $since",
+    "until": "i.started_at <= $until",
+    "status": "i.status = $status",
+    "severity": "i.severity = $severity",
+    "caused_by_change": "EXISTS { MATCH (i)-[:CAUSED_BY]->(:Change {id: $caused_by_change}) }",
+    "text": "i.search_text CONTAINS $text",
+}
+
+_UPSERT_CHANGES = f"""
+UNWIND $rows AS row
+OPTIONAL MATCH (ch:Change {{id: row.state.props.id}})
+WITH row, ch, {_CHANGE_LINKS} AS old_links, coalesce(row.first, row.state) AS first
+WITH row,
+     ch IS NULL AS created,
+     ch IS NOT NULL AND (properties(ch) <> first.props OR old_links <> first.links) AS updated,
+     ch IS NULL OR properties(ch) <> row.state.props OR old_links <> row.state.links AS dirty
+CALL (row, dirty) {{
+    WITH row WHERE dirty
+    MERGE (written:Change {{id: row.state.props.id}})
+    SET written = row.state.props
+    WITH written, row
+    CALL (written) {{ MATCH (written)-[a:AFFECTS]->(:CI) DELETE a }}
+    WITH written, row
+    UNWIND range(0, size(row.state.links) - 1) AS position
+    MATCH (c:CI {{id: row.state.links[position]}})
+    CREATE (written)-[:AFFECTS {{position: position}}]->(c)
+    RETURN count(c) AS linked
+}}
+RETURN sum(CASE WHEN created THEN 1 ELSE 0 END) AS created,
+       sum(CASE WHEN updated THEN 1 ELSE 0 END) AS updated,
+       sum(CASE WHEN dirty THEN size(row.state.links) - linked ELSE 0 END) AS missing
+"""
+
+_UPSERT_INCIDENTS = f"""
+UNWIND $rows AS row
+OPTIONAL MATCH (i:Incident {{id: row.state.props.id}})
+WITH row, i, {_INCIDENT_LINKS} AS old_links, coalesce(row.first, row.state) AS first
+WITH row,
+     i IS NULL AS created,
+     i IS NOT NULL AND (properties(i) <> first.props OR old_links <> first.links) AS updated,
+     i IS NULL OR properties(i) <> row.state.props OR old_links <> row.state.links AS dirty
+CALL (row, dirty) {{
+    WITH row WHERE dirty
+    MERGE (written:Incident {{id: row.state.props.id}})
+    SET written = row.state.props
+    WITH written, row
+    CALL (written) {{ MATCH (written)-[r:IMPACTED|ROOT_CAUSE|CAUSED_BY]->() DELETE r }}
+    CALL (written, row) {{
+        UNWIND range(0, size(row.state.links[0]) - 1) AS position
+        MATCH (c:CI {{id: row.state.links[0][position]}})
+        CREATE (written)-[:IMPACTED {{position: position}}]->(c)
+        RETURN count(c) AS impacted
+    }}
+    CALL (written, row) {{
+        UNWIND range(0, size(row.state.links[1]) - 1) AS position
+        MATCH (c:CI {{id: row.state.links[1][position]}})
+        CREATE (written)-[:ROOT_CAUSE {{position: position}}]->(c)
+        RETURN count(c) AS root_causes
+    }}
+    CALL (written, row) {{
+        UNWIND row.state.links[2] AS change_id
+        MATCH (cause:Change {{id: change_id}})
+        CREATE (written)-[:CAUSED_BY]->(cause)
+        RETURN count(cause) AS causes
+    }}
+    RETURN sum(impacted + root_causes + causes) AS linked
+}}
+WITH row, created, updated, dirty, linked,
+     size(row.state.links[0]) + size(row.state.links[1]) + size(row.state.links[2]) AS wanted
+RETURN sum(CASE WHEN created THEN 1 ELSE 0 END) AS created,
+       sum(CASE WHEN updated THEN 1 ELSE 0 END) AS updated,
+       sum(CASE WHEN dirty THEN wanted - linked ELSE 0 END) AS missing
+"""
 
 # Default CIs per topology query. Each query returns one record of column
 # lists: the chunk's CIs in id order and their outgoing relationships, each
@@ -233,6 +362,7 @@ CALL (nodes) {{
 }}
 RETURN [n IN nodes | n.id] AS ids, [n IN nodes | n.type] AS types,
        [n IN nodes | n.valid_from] AS valid_from, [n IN nodes | n.valid_until] AS valid_until,
+       [n IN nodes | n.status] AS statuses,
        nodes[-1].id_order AS last,
        [e IN edges | e[0]] AS edge_source, [e IN edges | e[1]] AS edge_target,
        [e IN edges | e[2]] AS edge_type, [e IN edges | e[3]] AS edge_hard,
@@ -249,7 +379,9 @@ _AFTER_CURSOR = "c.id_order > $after"
 
 _TOPOLOGY_FIRST_CHUNK = _topology_chunk_query(_FROM_START)
 _TOPOLOGY_NEXT_CHUNK = _topology_chunk_query(_AFTER_CURSOR)
-_NODE_COLUMNS = ("ids", "types", "valid_from", "valid_until")
+_NODE_COLUMNS = ("ids", "types", "valid_from", "valid_until", "statuses")
+_STATUS_CODE = {status.value: code for code, status in enumerate(STATUS_CODES)}
+_UNKNOWN_STATUS = STATUS_CODES.index(Status.UNKNOWN)
 _EDGE_COLUMNS = (
     "edge_source",
     "edge_target",
@@ -389,6 +521,104 @@ def _relationship_from_record(
     )
 
 
+def _event_time(value: datetime | None) -> str | None:
+    return None if value is None else event_time_text(value)
+
+
+def _change_properties(change: Change) -> dict[str, Any]:
+    window_start, window_end = change_window_texts(change)
+    return _without_none(
+        {
+            "id": change.id,
+            "title": change.title,
+            "kind": change.kind.value,
+            "status": change.status.value,
+            "risk": change.risk.value,
+            "planned_start": _event_time(change.planned_start),
+            "planned_end": _event_time(change.planned_end),
+            "actual_start": _event_time(change.actual_start),
+            "actual_end": _event_time(change.actual_end),
+            "implementer": change.implementer,
+            "description": change.description,
+            "rollback_procedure": change.rollback_procedure,
+            "attributes": _dump(change.attributes),
+            "window_start": window_start,
+            "window_end": window_end,
+            "search_text": change_search_text(change),
+            "id_order": id_order_key(change.id),
+        }
+    )
+
+
+def _change_links(change: Change) -> list[str]:
+    return list(change.affected)
+
+
+def _change_from_record(properties: Mapping[str, Any], affected: list[str]) -> Change:
+    return Change(
+        id=properties["id"],
+        title=properties["title"],
+        kind=ChangeKind(properties["kind"]),
+        status=ChangeStatus(properties["status"]),
+        risk=Risk(properties["risk"]),
+        affected=tuple(affected),
+        planned_start=_parse_stored_time(properties.get("planned_start")),
+        planned_end=_parse_stored_time(properties.get("planned_end")),
+        actual_start=_parse_stored_time(properties.get("actual_start")),
+        actual_end=_parse_stored_time(properties.get("actual_end")),
+        implementer=properties.get("implementer"),
+        description=properties.get("description"),
+        rollback_procedure=properties.get("rollback_procedure"),
+        attributes=json.loads(properties.get("attributes", "{}")),
+    )
+
+
+def _incident_properties(incident: Incident) -> dict[str, Any]:
+    return _without_none(
+        {
+            "id": incident.id,
+            "title": incident.title,
+            "severity": incident.severity.value,
+            "status": incident.status.value,
+            "started_at": event_time_text(incident.started_at),
+            "detected_at": _event_time(incident.detected_at),
+            "resolved_at": _event_time(incident.resolved_at),
+            "symptom_text": incident.symptom_text,
+            "symptom_tags": list(incident.symptom_tags),
+            "resolved_with": incident.resolved_with,
+            "attributes": _dump(incident.attributes),
+            "search_text": incident_search_text(incident),
+            "id_order": id_order_key(incident.id),
+        }
+    )
+
+
+def _incident_links(incident: Incident) -> list[list[str]]:
+    """Return the impacted CI ids, the root-cause CI ids and the causing change id (empty or one)."""
+    cause = [incident.caused_by_change] if incident.caused_by_change else []
+    return [list(incident.impacted), list(incident.root_causes), cause]
+
+
+def _incident_from_record(properties: Mapping[str, Any], links: list[list[str]]) -> Incident:
+    impacted, root_causes, cause = links
+    return Incident(
+        id=properties["id"],
+        title=properties["title"],
+        severity=Severity(properties["severity"]),
+        status=IncidentStatus(properties["status"]),
+        started_at=parse_time(properties["started_at"], field_name="stored time"),
+        impacted=tuple(impacted),
+        root_causes=tuple(root_causes),
+        detected_at=_parse_stored_time(properties.get("detected_at")),
+        resolved_at=_parse_stored_time(properties.get("resolved_at")),
+        symptom_text=properties.get("symptom_text"),
+        symptom_tags=tuple(properties.get("symptom_tags") or ()),
+        caused_by_change=cause[0] if cause else None,
+        resolved_with=properties.get("resolved_with"),
+        attributes=json.loads(properties.get("attributes", "{}")),
+    )
+
+
 def _parse_stored_time(value: str | None) -> datetime | None:
     return None if value is None else parse_time(value, field_name="stored time")
 
@@ -455,6 +685,32 @@ def _ci_row_fields(ci: CI) -> dict[str, Any]:
 
 def _relationship_row_fields(relationship: Relationship) -> dict[str, Any]:
     return {"source": relationship.source, "target": relationship.target, "type": relationship.type.value}
+
+
+_E = TypeVar("_E", Change, Incident)
+
+
+def _event_rows(
+    records: Sequence[_E], properties: Callable[[_E], dict[str, Any]], links: Callable[[_E], list[Any]]
+) -> tuple[list[dict[str, Any]], _BatchCounts]:
+    """Build one UNWIND row per change or incident id, as ``_upsert_rows`` does for CIs.
+
+    A repeated id counts as an update when its properties or links differ
+    from the record before it.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    repeats = _BatchCounts()
+    for record in records:
+        state = {"props": properties(record), "links": links(record)}
+        row = rows.get(record.id)
+        if row is None:
+            rows[record.id] = {"state": state}
+            continue
+        if row["state"] != state:
+            repeats.updated += 1
+        row.setdefault("first", row["state"])
+        row["state"] = state
+    return list(rows.values()), repeats
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -652,6 +908,38 @@ class Neo4jStore:
         rows = self._read("read redundancy groups", _relationship_rows, queries)
         return [_relationship_from_record(*row) for row in rows]
 
+    def get_changes(self, ids: Sequence[str]) -> dict[str, Change]:
+        records = self._read("read changes", _records_by_id, _GET_CHANGES, list(dict.fromkeys(ids)))
+        return {change.id: change for change in (_change_from_record(*record) for record in records)}
+
+    def get_incidents(self, ids: Sequence[str]) -> dict[str, Incident]:
+        records = self._read("read incidents", _records_by_id, _GET_INCIDENTS, list(dict.fromkeys(ids)))
+        return {incident.id: incident for incident in (_incident_from_record(*record) for record in records)}
+
+    def list_changes(self, filter: ChangeFilter, first: int, after: str | None) -> ChangePage:
+        validate_page_size(first, noun="changes")
+        conditions, parameters = _event_conditions(_CHANGE_CONDITIONS, filter)
+        after_id = decode_cursor(after) if after is not None else None
+        total, records = self._read(
+            "list changes", _list_events, "Change", "ch", _CHANGE_LINKS, conditions, parameters, after_id, first
+        )
+        items = [_change_from_record(*record) for record in records[:first]]
+        end_cursor = encode_cursor(items[-1].id) if items else None
+        return ChangePage(items=items, has_next_page=len(records) > first, end_cursor=end_cursor, total_count=total)
+
+    def list_incidents(self, filter: IncidentFilter, first: int, after: str | None) -> IncidentPage:
+        validate_page_size(first, noun="incidents")
+        conditions, parameters = _event_conditions(_INCIDENT_CONDITIONS, filter)
+        after_id = decode_cursor(after) if after is not None else None
+        total, records = self._read(
+            "list incidents", _list_events, "Incident", "i", _INCIDENT_LINKS, conditions, parameters, after_id, first
+        )
+        items = [_incident_from_record(*record) for record in records[:first]]
+        end_cursor = encode_cursor(items[-1].id) if items else None
+        return IncidentPage(
+            items=items, has_next_page=len(records) > first, end_cursor=end_cursor, total_count=total
+        )
+
     # Writes
 
     def write(
@@ -659,14 +947,17 @@ class Neo4jStore:
         cis: Sequence[CI],
         relationships: Sequence[Relationship],
         *,
+        changes: Sequence[Change] = (),
+        incidents: Sequence[Incident] = (),
         batch_size: int = 5000,
         progress: ProgressCallback | None = None,
     ) -> WriteResult:
-        """Upsert CIs, then relationships, one transaction per batch.
+        """Upsert CIs, relationships, changes and incidents, in that order, one transaction per batch.
 
         Raises:
-            ConflictError: a relationship names a CI that is neither in ``cis``
-                nor stored; nothing was written.
+            ConflictError: a relationship, change or incident names a CI that
+                is neither in ``cis`` nor stored. Or an incident names a change
+                that is neither in ``changes`` nor stored. Nothing was written.
             PartialWriteError: Neo4j became unavailable after some batches
                 were committed; its ``progress`` lists which records were written.
                 Writing the same records again completes the data.
@@ -678,10 +969,16 @@ class Neo4jStore:
         with self._errors("write"):
             self._ensure_schema()
         self._check_endpoints(cis, relationships)
+        self._check_event_references(cis, changes, incidents)
 
         result = WriteResult()
-        state = WriteProgress(cis_not_written=len(cis), relationships_not_written=len(relationships))
-        total = len(cis) + len(relationships)
+        state = WriteProgress(
+            cis_not_written=len(cis),
+            relationships_not_written=len(relationships),
+            changes_not_written=len(changes),
+            incidents_not_written=len(incidents),
+        )
+        total = len(cis) + len(relationships) + len(changes) + len(incidents)
         with self._session() as session:
             ci_counts = _BatchCounts()
             for number, chunk in enumerate(_chunks(cis, batch_size), start=1):
@@ -708,6 +1005,36 @@ class Neo4jStore:
                 if progress:
                     progress(state.cis_written + state.relationships_written, total)
 
+            change_counts = _BatchCounts()
+            for number, change_chunk in enumerate(_chunks(changes, batch_size), start=1):
+                rows, repeats = _event_rows(change_chunk, _change_properties, _change_links)
+                written = state.changes_written
+                label = f"change batch {number} (changes {written + 1}-{written + len(change_chunk)})"
+                counts = self._write_batch(session, _upsert_change_batch, rows, repeats, label, state)
+                change_counts.add(counts)
+                state.changes_written += len(change_chunk)
+                state.changes_not_written -= len(change_chunk)
+                if progress:
+                    progress(state.cis_written + state.relationships_written + state.changes_written, total)
+
+            incident_counts = _BatchCounts()
+            for number, incident_chunk in enumerate(_chunks(incidents, batch_size), start=1):
+                rows, repeats = _event_rows(incident_chunk, _incident_properties, _incident_links)
+                written = state.incidents_written
+                label = f"incident batch {number} (incidents {written + 1}-{written + len(incident_chunk)})"
+                counts = self._write_batch(session, _upsert_incident_batch, rows, repeats, label, state)
+                incident_counts.add(counts)
+                state.incidents_written += len(incident_chunk)
+                state.incidents_not_written -= len(incident_chunk)
+                if progress:
+                    progress(total - state.incidents_not_written, total)
+
+        result.changes_created = change_counts.created
+        result.changes_updated = change_counts.updated
+        result.changes_unchanged = len(changes) - change_counts.created - change_counts.updated
+        result.incidents_created = incident_counts.created
+        result.incidents_updated = incident_counts.updated
+        result.incidents_unchanged = len(incidents) - incident_counts.created - incident_counts.updated
         result.cis_created = ci_counts.created
         result.cis_updated = ci_counts.updated
         result.cis_unchanged = len(cis) - ci_counts.created - ci_counts.updated
@@ -731,6 +1058,37 @@ class Neo4jStore:
                 f"write rejected, nothing was written: relationships name CI(s) {shown}{more} "
                 "that are not stored, so import those CIs first"
             )
+
+    def _check_event_references(
+        self, cis: Sequence[CI], changes: Sequence[Change], incidents: Sequence[Incident]
+    ) -> None:
+        """Raise ``ConflictError`` before any write when a change or incident names a record that will not exist."""
+        written = {ci.id for ci in cis}
+        referenced = {
+            *(ci_id for change in changes for ci_id in change.affected),
+            *(ci_id for incident in incidents for ci_id in (*incident.impacted, *incident.root_causes)),
+        } - written
+        missing = sorted(referenced - self.existing_ids(sorted(referenced))) if referenced else []
+        causes = {incident.caused_by_change for incident in incidents if incident.caused_by_change}
+        causes -= {change.id for change in changes}
+        if causes:
+            stored = self._read("look up change ids", _existing_change_ids, sorted(causes))
+            missing_causes = sorted(causes - set(stored))
+        else:
+            missing_causes = []
+        if not (missing or missing_causes):
+            return
+        parts = []
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            parts.append(f"CI(s) {', '.join(repr(ci_id) for ci_id in missing[:10])}{more}")
+        if missing_causes:
+            more = f" and {len(missing_causes) - 10} more" if len(missing_causes) > 10 else ""
+            parts.append(f"change(s) {', '.join(repr(c) for c in missing_causes[:10])}{more}")
+        raise ConflictError(
+            f"write rejected, nothing was written: changes or incidents name {' and '.join(parts)} "
+            "that are not stored, so import those first"
+        )
 
     def _write_batch(
         self,
@@ -757,27 +1115,42 @@ class Neo4jStore:
             reason = unavailable.message
         # A lost connection during the commit leaves the batch's outcome
         # unknown. It counts as not written, because writing it again is harmless.
-        if not (state.cis_written or state.relationships_written):
+        if not (state.cis_written or state.relationships_written or state.changes_written or state.incidents_written):
             return StoreUnavailableError(f"{reason}; nothing was written")
         logger.warning(
-            "Neo4j write stopped at %s: %d CIs and %d relationships written, %d and %d not",
+            "Neo4j write stopped at %s: %d CIs, %d relationships, %d changes and %d incidents written, "
+            "%d, %d, %d and %d not",
             label,
             state.cis_written,
             state.relationships_written,
+            state.changes_written,
+            state.incidents_written,
             state.cis_not_written,
             state.relationships_not_written,
+            state.changes_not_written,
+            state.incidents_not_written,
         )
+        events_written = ""
+        events_not_written = ""
+        if state.changes_written or state.changes_not_written or state.incidents_written or state.incidents_not_written:
+            events_written = f", {state.changes_written} changes and {state.incidents_written} incidents"
+            events_not_written = f", {state.changes_not_written} changes and {state.incidents_not_written} incidents"
         return PartialWriteError(
             f"{reason}; the write stopped part way: {state.cis_written} CIs and "
-            f"{state.relationships_written} relationships were written in whole batches, "
-            f"{state.cis_not_written} CIs and {state.relationships_not_written} relationships were not; "
-            "run the same write again once Neo4j is back to complete it",
+            f"{state.relationships_written} relationships{events_written} were written in whole batches, "
+            f"{state.cis_not_written} CIs and {state.relationships_not_written} relationships{events_not_written} "
+            "were not; run the same write again once Neo4j is back to complete it",
             state,
         )
 
     def delete_ci(self, ci_id: str, *, cascade: bool) -> DeleteResult:
-        attached = self._write("delete a CI", _delete_ci, ci_id, cascade)
-        return DeleteResult(cis_deleted=1, relationships_deleted=attached)
+        attached, change_links, incident_links = self._write("delete a CI", _delete_ci, ci_id, cascade)
+        return DeleteResult(
+            cis_deleted=1,
+            relationships_deleted=attached,
+            change_links_deleted=change_links,
+            incident_links_deleted=incident_links,
+        )
 
     def delete_relationship(self, source: str, target: str, type_: str) -> bool:
         try:
@@ -834,7 +1207,18 @@ class Neo4jStore:
             edge_min_percent=_numbers(pick(columns["edge_min_percent"])),
             edge_valid_from=_epochs(pick(columns["edge_valid_from"])),
             edge_valid_until=_epochs(pick(columns["edge_valid_until"])),
+            node_status=np.fromiter(
+                (_STATUS_CODE.get(status, _UNKNOWN_STATUS) for status in columns["statuses"]),
+                dtype=np.int8,
+                count=len(ids),
+            ),
         )
+
+    def load_events(self) -> tuple[int, list[Change], list[Incident]]:
+        version, change_records, incident_records = self._read("load changes and incidents", _load_events)
+        changes = [_change_from_record(*record) for record in change_records]
+        incidents = [_incident_from_record(*record) for record in incident_records]
+        return version, changes, incidents
 
     def close(self) -> None:
         self._driver.close()
@@ -934,19 +1318,19 @@ def _upsert_relationship_batch(
     return counts
 
 
-def _delete_ci(tx: neo4j.ManagedTransaction, ci_id: str, cascade: bool) -> int:
+def _delete_ci(tx: neo4j.ManagedTransaction, ci_id: str, cascade: bool) -> tuple[int, int, int]:
+    """Delete a CI with DETACH DELETE, which also removes the links of changes and incidents to it."""
     record = tx.run(_COUNT_ATTACHED, id=ci_id).single()
     if record is None:
         raise NotFoundError(f"CI {ci_id!r} not found; nothing was deleted")
     attached = int(record["attached"])
-    if attached and not cascade:
-        raise ConflictError(
-            f"CI {ci_id!r} has {attached} relationship(s); delete them first "
-            "or pass cascade to delete them with the CI"
-        )
+    change_links = int(record["change_links"])
+    incident_links = int(record["incident_links"])
+    if (attached or change_links or incident_links) and not cascade:
+        raise ConflictError(delete_conflict_message(ci_id, attached, change_links, incident_links))
     tx.run(_DELETE_CI, id=ci_id).consume()
     _bump_version(tx)
-    return attached
+    return attached, change_links, incident_links
 
 
 def _delete_relationship(
@@ -974,3 +1358,115 @@ def _load_topology(tx: neo4j.ManagedTransaction, chunk_size: int) -> dict[str, A
             break
         query, after = _TOPOLOGY_NEXT_CHUNK, chunk["last"]
     return {"version": version, "changed": _read_version(tx) != version, **columns}
+
+
+def _records_by_id(tx: neo4j.ManagedTransaction, query: str, ids: list[str]) -> list[tuple[dict[str, Any], Any]]:
+    found: list[tuple[dict[str, Any], Any]] = []
+    for chunk in _chunks(ids, _READ_CHUNK):
+        found.extend((record["node"], record["links"]) for record in tx.run(query, ids=chunk))
+    return found
+
+
+def _existing_change_ids(tx: neo4j.ManagedTransaction, ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for chunk in _chunks(ids, _READ_CHUNK):
+        found.extend(record["id"] for record in tx.run(_EXISTING_CHANGE_IDS, ids=chunk))
+    return found
+
+
+def _event_conditions(
+    templates: Mapping[str, str], filter: ChangeFilter | IncidentFilter
+) -> tuple[list[str], dict[str, Any]]:
+    """Return the Cypher conditions and parameters of the fields that a change or incident filter sets."""
+    conditions: list[str] = []
+    parameters: dict[str, Any] = {}
+    for name, condition in templates.items():
+        value = getattr(filter, name)
+        if value is None or (name != "ci_ids" and not value):
+            continue
+        conditions.append(condition)
+        if name == "ci_ids":
+            parameters[name] = list(value)
+        elif name in ("since", "until"):
+            parameters[name] = event_time_text(value)
+        elif name == "text":
+            parameters[name] = value.lower()
+        else:
+            parameters[name] = value
+    return conditions, parameters
+
+
+def _list_events(
+    tx: neo4j.ManagedTransaction,
+    label: str,
+    variable: str,
+    links: str,
+    conditions: list[str],
+    parameters: dict[str, Any],
+    after_id: str | None,
+    first: int,
+) -> tuple[int, list[tuple[dict[str, Any], Any]]]:
+    """Count the ``label`` nodes that meet the conditions and return a page of them in id order."""
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    total = tx.run(f"MATCH ({variable}:{label}) {where} RETURN count({variable}) AS total", parameters).single(
+        strict=True
+    )["total"]
+
+    position = f"{variable}.id_order >= ''" if after_id is None else f"{variable}.id_order > $after"
+    page_where = " AND ".join([*conditions, position])
+    after = None if after_id is None else id_order_key(after_id)
+    result = tx.run(
+        f"MATCH ({variable}:{label}) WHERE {page_where} WITH {variable} ORDER BY {variable}.id_order LIMIT $limit "
+        f"RETURN properties({variable}) AS node, {links} AS links",
+        {**parameters, "after": after, "limit": first + 1},
+    )
+    return int(total), [(record["node"], record["links"]) for record in result]
+
+
+def _upsert_event_batch(
+    tx: neo4j.ManagedTransaction, query: str, rows: list[dict[str, Any]], what: str
+) -> _BatchCounts:
+    record = tx.run(query, rows=rows).single(strict=True)
+    if record["missing"]:
+        # Raising rolls back this batch; the references were checked before
+        # the write began, so a CI or change was deleted while it ran.
+        raise ConflictError(
+            f"{record['missing']} link(s) of this batch of {what} name a CI or change that is no longer "
+            "stored; the batch was not written, so import those records and write again"
+        )
+    return _BatchCounts(created=record["created"], updated=record["updated"])
+
+
+def _upsert_change_batch(
+    tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]], repeats: _BatchCounts
+) -> _BatchCounts:
+    counts = _upsert_event_batch(tx, _UPSERT_CHANGES, rows, "changes")
+    counts.updated += repeats.updated
+    if counts.created or counts.updated:
+        _bump_version(tx)
+    return counts
+
+
+def _upsert_incident_batch(
+    tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]], repeats: _BatchCounts
+) -> _BatchCounts:
+    counts = _upsert_event_batch(tx, _UPSERT_INCIDENTS, rows, "incidents")
+    counts.updated += repeats.updated
+    if counts.created or counts.updated:
+        _bump_version(tx)
+    return counts
+
+
+_EventRecord = tuple[dict[str, Any], Any]
+
+
+def _load_events(tx: neo4j.ManagedTransaction) -> tuple[int, list[_EventRecord], list[_EventRecord]]:
+    """Return the version and the records of every change and incident.
+
+    Like ``_load_topology``, it returns the version read before the records,
+    so that a write committed meanwhile makes the next version check rebuild.
+    """
+    version = _read_version(tx)
+    changes = [(record["node"], record["links"]) for record in tx.run(_ALL_CHANGES)]
+    incidents = [(record["node"], record["links"]) for record in tx.run(_ALL_INCIDENTS)]
+    return version, changes, incidents
