@@ -15,8 +15,12 @@ from service.records import ImportBatch, batch_from_records
 SECTIONS = ("cis", "relationships", "changes", "incidents")
 
 
-def parse_bundle(data: Any, source: str) -> ImportBatch:
-    """Turn a parsed bundle into model records; problems name the section and record index."""
+def parse_bundle(data: Any, source: str, *, from_yaml: bool = False) -> ImportBatch:
+    """Turn a parsed bundle into model records; problems name the section and record index.
+
+    Pass ``from_yaml`` for data that YAML parsed, whose unquoted times arrive
+    as datetimes; JSON data skips that conversion, which copies every record.
+    """
     if not isinstance(data, Mapping):
         kind = type(data).__name__ if data is not None else "empty document"
         return ImportBatch(
@@ -60,12 +64,14 @@ def parse_bundle(data: Any, source: str) -> ImportBatch:
             section = []
         sections[name] = section
 
+    if from_yaml:
+        sections = {name: _plain_values(section) for name, section in sections.items()}
     batch = batch_from_records(
-        _plain_values(sections["cis"]),
-        _plain_values(sections["relationships"]),
+        sections["cis"],
+        sections["relationships"],
         source,
-        changes=_plain_values(sections["changes"]),
-        incidents=_plain_values(sections["incidents"]),
+        changes=sections["changes"],
+        incidents=sections["incidents"],
     )
     batch.problems[:0] = problems
     return batch
@@ -119,4 +125,4 @@ def read(path: Path) -> ImportBatch:
                 )
             ]
         )
-    return parse_bundle(documents[0], str(path))
+    return parse_bundle(documents[0], str(path), from_yaml=True)

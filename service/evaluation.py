@@ -281,7 +281,7 @@ def run_scenario(scenario: Scenario, database: Path) -> ScenarioResult:
     store = EmbeddedStore(database)
     try:
         batches = [native.read(base) for base in scenario.base]
-        batches.append(native.parse_bundle(scenario.bundle, str(scenario.path)))
+        batches.append(native.parse_bundle(scenario.bundle, str(scenario.path), from_yaml=True))
         for batch in batches:
             load(store, batch)
         snapshot = SnapshotCache(store).snapshot()
