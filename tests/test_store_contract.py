@@ -483,6 +483,23 @@ def test_write_repeated_id_counts_like_sequential_writes(store: GraphStore) -> N
     assert store.get_cis(["a"]) == {"a": second}
 
 
+@pytest.mark.parametrize(
+    "batch_size",
+    [pytest.param(5000, id="one-mixed-batch"), pytest.param(2, id="new-batch-then-stored-batch")],
+)
+def test_write_counts_new_and_stored_cis(listed_store: GraphStore, batch_size: int) -> None:
+    renamed = CI(**{**LISTED[3].__dict__, "name": "Orders Replica v2"})
+    new = [ci("new-1"), ci("new-2", type="database")]
+    before = listed_store.version()
+
+    result = listed_store.write([*new, LISTED[0], renamed], [], batch_size=batch_size)
+
+    assert result == WriteResult(cis_created=2, cis_updated=1, cis_unchanged=1)
+    assert listed_store.version() > before
+    stored = listed_store.get_cis(["new-1", "new-2", "cart", "db-2"])
+    assert stored == {"new-1": new[0], "new-2": new[1], "cart": LISTED[0], "db-2": renamed}
+
+
 def test_write_relationships_to_stored_cis(listed_store: GraphStore) -> None:
     added = relationship("checkout", DEPENDS_ON, "db-1")
 

@@ -190,6 +190,19 @@ RETURN sum(CASE WHEN created THEN 1 ELSE 0 END) AS created,
        sum(CASE WHEN updated THEN 1 ELSE 0 END) AS updated
 """
 
+_COUNT_STORED_CIS = "UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN count(c) AS stored"
+
+# A batch whose CIs are all new needs no comparison with stored properties,
+# which makes it about a fifth faster than _UPSERT_CIS. MERGE rather than
+# CREATE keeps one node per id when another transaction stores one of these
+# CIs after the count.
+_MERGE_NEW_CIS = """
+UNWIND $rows AS row
+MERGE (c:CI {id: row.props.id})
+SET c = row.props
+RETURN count(row) AS created, 0 AS updated
+"""
+
 
 def _upsert_relationships_query(type_: RelationshipType) -> str:
     return f"""
@@ -410,6 +423,9 @@ def read_schema(path: Path = SCHEMA_PATH) -> list[str]:
 
 def _dump(value: Any) -> str:
     # The same text as the embedded store: sorted keys make equal attributes equal as text.
+    if isinstance(value, dict) and not value:
+        # Most records have no attributes, and the encoder costs about 4 µs per call.
+        return "{}"
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -483,19 +499,22 @@ def _ci_from_properties(properties: Mapping[str, Any]) -> CI:
 
 
 def _relationship_properties(relationship: Relationship) -> dict[str, Any]:
+    # Set key by key rather than filtered through _without_none, because an
+    # import calls this once per relationship.
+    properties: dict[str, Any] = {"strength": relationship.strength.value}
     redundancy = relationship.redundancy
-    percent = redundancy.min_available_percent if redundancy else None
-    return _without_none(
-        {
-            "strength": relationship.strength.value,
-            "redundancy_group": redundancy.group if redundancy else None,
-            "min_available": redundancy.min_available if redundancy else None,
-            "min_available_percent": float(percent) if percent is not None else None,
-            "attributes": _dump(relationship.attributes),
-            "valid_from": format_time(relationship.valid_from),
-            "valid_until": format_time(relationship.valid_until),
-        }
-    )
+    if redundancy is not None:
+        properties["redundancy_group"] = redundancy.group
+        if redundancy.min_available is not None:
+            properties["min_available"] = redundancy.min_available
+        if redundancy.min_available_percent is not None:
+            properties["min_available_percent"] = float(redundancy.min_available_percent)
+    properties["attributes"] = _dump(relationship.attributes)
+    if relationship.valid_from is not None:
+        properties["valid_from"] = format_time(relationship.valid_from)
+    if relationship.valid_until is not None:
+        properties["valid_until"] = format_time(relationship.valid_until)
+    return properties
 
 
 def _relationship_from_record(
@@ -1287,7 +1306,9 @@ def _relationship_rows(
 def _upsert_ci_batch(
     tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]], repeats: _BatchCounts
 ) -> _BatchCounts:
-    record = tx.run(_UPSERT_CIS, rows=rows).single(strict=True)
+    ids = [row["props"]["id"] for row in rows]
+    stored = tx.run(_COUNT_STORED_CIS, ids=ids).single(strict=True)["stored"]
+    record = tx.run(_UPSERT_CIS if stored else _MERGE_NEW_CIS, rows=rows).single(strict=True)
     counts = _BatchCounts(created=record["created"], updated=record["updated"] + repeats.updated)
     if counts.created or counts.updated:
         _bump_version(tx)
