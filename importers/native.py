@@ -12,7 +12,7 @@ from importers.source import SourceError, load_yaml_documents, read_text
 from service.errors import RecordProblem
 from service.records import ImportBatch, batch_from_records
 
-SECTIONS = ("cis", "relationships", "changes", "incidents")
+SECTIONS = ("cis", "relationships", "changes", "incidents", "procedures")
 
 
 def parse_bundle(data: Any, source: str, *, from_yaml: bool = False) -> ImportBatch:
@@ -72,6 +72,7 @@ def parse_bundle(data: Any, source: str, *, from_yaml: bool = False) -> ImportBa
         source,
         changes=sections["changes"],
         incidents=sections["incidents"],
+        procedures=sections["procedures"],
     )
     batch.problems[:0] = problems
     return batch

@@ -21,13 +21,17 @@
 //   (:Incident)-[:IMPACTED {position}]->(:CI)
 //   (:Incident)-[:ROOT_CAUSE {position}]->(:CI)
 //   (:Incident)-[:CAUSED_BY]->(:Change)
+//   (:Procedure {id, title, level, action, applies_to, document})
 //   (:FaultgraphMeta {key: 'graph', version})
 // `attributes` is a JSON object as text, `tags` a list of strings, and times
 // are ISO 8601 text in UTC with a Z suffix. Change and incident times always
 // have six decimals (2026-03-02T08:30:00.000000Z), so that their text order is
 // time order. window_start and window_end are the actual start and end of a
 // change, else the planned ones. `position` is a CI's place in the change's or
-// incident's list of CIs. Absent values are absent properties.
+// incident's list of CIs. Absent values are absent properties. A procedure's
+// `document` is its whole bundle record as JSON text; `applies_to` lists the
+// ids of the CIs it names directly, kept even when such a CI is deleted, so
+// that the plan-gaps report can name the stale link.
 
 // One CI per id; the constraint's index also serves lookups and ordering by id.
 CREATE CONSTRAINT ci_id_unique IF NOT EXISTS
@@ -72,6 +76,9 @@ FOR (i:Incident) ON (i.started_at);
 
 CREATE TEXT INDEX incident_search_text IF NOT EXISTS
 FOR (i:Incident) ON (i.search_text);
+
+CREATE CONSTRAINT procedure_id_unique IF NOT EXISTS
+FOR (p:Procedure) REQUIRE p.id IS UNIQUE;
 
 CREATE CONSTRAINT faultgraph_meta_key_unique IF NOT EXISTS
 FOR (m:FaultgraphMeta) REQUIRE m.key IS UNIQUE;

@@ -16,6 +16,7 @@ from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radi
 from service.analysis.change_review import review_change
 from service.analysis.culprits import CulpritOptions, Symptom, likely_culprits
 from service.cli_events import culprits_document, culprits_text, review_document, review_text
+from service.cli_plan import plan_command, plan_gaps_command
 from service.config import Settings, load_settings, open_store
 from service.errors import FaultgraphError, ImportRejectedError
 from service.evaluation import eval_group
@@ -29,7 +30,9 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = (
     ("bundle", PROJECT_ROOT / "examples" / "call-center" / "cmdb.yaml"),
-    # Changes and past incidents of the call center; they name its CIs, so they come after them.
+    # The emergency handbook links to the call center's CIs, so it comes after them.
+    ("bundle", PROJECT_ROOT / "examples" / "call-center" / "emergency-plan.yaml"),
+    # Changes and past incidents name the CIs and the handbook's procedures, so they come last.
     ("bundle", PROJECT_ROOT / "examples" / "call-center" / "changes-incidents.yaml"),
     ("kubernetes", PROJECT_ROOT / "examples" / "online-boutique" / "kubernetes-manifests.yaml"),
 )
@@ -78,7 +81,7 @@ def _open(context: click.Context, *, must_exist: bool = False) -> GraphStore:
 def _import(store: GraphStore, format_name: str, paths: list[Path], *, keep_going: bool, batch_size: int) -> ImportReport:
     click.echo(f"reading {len(paths)} {format_name} file(s)", err=True)
     batch = importers.read_files(format_name, paths)
-    total = len(batch.cis) + len(batch.relationships) + len(batch.changes) + len(batch.incidents)
+    total = len(batch.cis) + len(batch.relationships) + len(batch.changes) + len(batch.incidents) + len(batch.procedures)
     long_import = total >= 20_000
     click.echo(f"validating and writing {total} records", err=True)
     # A bar on a terminal; elsewhere (CI logs, pipes) one line per tenth, so
@@ -119,6 +122,11 @@ def _print_report(report: ImportReport) -> None:
         click.echo(
             f"incidents: {report.incidents_read} read, {result.incidents_created} created, "
             f"{result.incidents_updated} updated, {result.incidents_unchanged} unchanged"
+        )
+    if report.procedures_read:
+        click.echo(
+            f"procedures: {report.procedures_read} read, {result.procedures_created} created, "
+            f"{result.procedures_updated} updated, {result.procedures_unchanged} unchanged"
         )
     if report.skipped:
         skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(report.skipped.items()))
@@ -370,6 +378,8 @@ def export_schema() -> None:
 
 
 cli.add_command(eval_group)
+cli.add_command(plan_command)
+cli.add_command(plan_gaps_command)
 
 
 def main() -> None:

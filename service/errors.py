@@ -118,6 +118,8 @@ class WriteProgress:
     incidents_written: int = 0
     changes_not_written: int = 0
     incidents_not_written: int = 0
+    procedures_written: int = 0
+    procedures_not_written: int = 0
 
 
 class PartialWriteError(StoreUnavailableError):
@@ -134,11 +136,13 @@ class PartialWriteError(StoreUnavailableError):
             "relationships": self.progress.relationships_written,
             "changes": self.progress.changes_written,
             "incidents": self.progress.incidents_written,
+            "procedures": self.progress.procedures_written,
         }
         extensions["notWritten"] = {
             "cis": self.progress.cis_not_written,
             "relationships": self.progress.relationships_not_written,
             "changes": self.progress.changes_not_written,
             "incidents": self.progress.incidents_not_written,
+            "procedures": self.progress.procedures_not_written,
         }
         return extensions

@@ -5,7 +5,9 @@ what a single record cannot show: conflicting duplicate ids, relationships to
 CIs that are neither in the import nor stored, self-relationships, and
 redundancy groups whose members disagree. It also rejects changes and
 incidents that name CIs, or a causing change, that are neither in the import
-nor stored. By default
+nor stored, and procedures that link to CIs that are neither in the import
+nor stored; a procedure selector that matches no CI is reported as a warning.
+By default
 an import with any problem writes nothing; with ``keep_going`` the valid
 records are written and every rejected one is listed.
 """
@@ -18,9 +20,9 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from service.errors import ImportRejectedError, RecordProblem
-from service.model import CI, Change, Incident, Relationship
+from service.model import CI, Change, Incident, Procedure, Relationship, Selector, selector_matches_attributes
 from service.records import ImportBatch, Origin, paused_garbage_collection
-from service.store.base import GraphStore, ProgressCallback, WriteResult
+from service.store.base import CIFilter, GraphStore, ProgressCallback, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
     changes_read: int = 0
     incidents_read: int = 0
+    procedures_read: int = 0
 
 
 @paused_garbage_collection()
@@ -68,6 +71,11 @@ def load(
     problems.extend(group_problems)
     changes, incidents, event_problems = _check_events(store, batch, known_ids, conflicting_ids)
     problems.extend(event_problems)
+    procedures, procedure_problems = _check_procedures(store, batch, known_ids, conflicting_ids)
+    problems.extend(procedure_problems)
+    warnings = [*batch.warnings, *_reference_warnings(store, batch, procedures)]
+    if procedures:
+        warnings.extend(_selector_warnings(store, batch, procedures))
 
     if problems and not keep_going:
         raise ImportRejectedError(problems)
@@ -79,6 +87,7 @@ def load(
         [relationship for relationship, _ in relationships],
         changes=[change for change, _ in changes],
         incidents=[incident for incident, _ in incidents],
+        procedures=[procedure for procedure, _ in procedures],
         batch_size=batch_size,
         progress=progress,
     )
@@ -91,6 +100,13 @@ def load(
             len(incidents),
             result.incidents_created,
             result.incidents_updated,
+        )
+    if procedures:
+        logger.info(
+            "imported %d procedures (%d new, %d updated)",
+            len(procedures),
+            result.procedures_created,
+            result.procedures_updated,
         )
     logger.info(
         "imported %d CIs (%d new, %d updated) and %d relationships (%d new, %d updated); %d rejected",
@@ -107,10 +123,11 @@ def load(
         cis_read=len(batch.cis),
         relationships_read=len(batch.relationships),
         rejected=problems,
-        warnings=list(batch.warnings),
+        warnings=warnings,
         skipped=dict(batch.skipped),
         changes_read=len(batch.changes),
         incidents_read=len(batch.incidents),
+        procedures_read=len(batch.procedures),
     )
 
 
@@ -187,7 +204,8 @@ def _deduplicate_relationships(
 
 
 def _differing_fields(
-    record: CI | Relationship | Change | Incident, other: CI | Relationship | Change | Incident
+    record: CI | Relationship | Change | Incident | Procedure,
+    other: CI | Relationship | Change | Incident | Procedure,
 ) -> list[str]:
     """Return the names of the fields in which two records with the same key differ."""
     return [
@@ -376,7 +394,7 @@ def _check_events(
     return kept_changes, kept_incidents, problems
 
 
-_E = TypeVar("_E", Change, Incident)
+_E = TypeVar("_E", Change, Incident, Procedure)
 
 
 def _deduplicate_events(
@@ -425,3 +443,120 @@ def _unknown_cis_problem(
             "import or in the store; add the CI, correct the id, or fix the CI's own record if it was rejected"
         )
     return RecordProblem(origin.source, origin.record, field_name, message)
+
+
+def _check_procedures(
+    store: GraphStore, batch: ImportBatch, known_ids: set[str], conflicting_ids: set[str]
+) -> tuple[list[tuple[Procedure, Origin]], list[RecordProblem]]:
+    """Reject procedures with conflicting duplicates or links to CIs that will not exist.
+
+    The CIs in ``applies_to`` and the CI that a ``related_to`` selector names
+    must be valid CIs of the import or stored.
+    """
+    if not batch.procedures:
+        return [], []
+    procedures, problems = _deduplicate_events(batch.procedures, "procedure")
+    referenced = {ci_id for procedure, _ in procedures for ci_id in _linked_cis(procedure)}
+    unknown = referenced - known_ids
+    known = known_ids | store.existing_ids(sorted(unknown)) if unknown else known_ids
+
+    kept = []
+    for procedure, origin in procedures:
+        procedure_problems = []
+        missing = [ci_id for ci_id in procedure.applies_to if ci_id not in known]
+        if missing:
+            procedure_problems.append(_unknown_cis_problem(origin, "applies_to", missing, conflicting_ids))
+        for index, selector in enumerate(procedure.selectors):
+            if selector.related_to is not None and selector.related_to.ci not in known:
+                field_name = f"selectors.{index}.related_to.ci"
+                procedure_problems.append(
+                    _unknown_cis_problem(origin, field_name, [selector.related_to.ci], conflicting_ids)
+                )
+        if procedure_problems:
+            problems.extend(procedure_problems)
+        else:
+            kept.append((procedure, origin))
+    return kept, problems
+
+
+def _linked_cis(procedure: Procedure) -> list[str]:
+    anchors = [s.related_to.ci for s in procedure.selectors if s.related_to is not None]
+    return [*procedure.applies_to, *anchors]
+
+
+def _reference_warnings(
+    store: GraphStore, batch: ImportBatch, procedures: list[tuple[Procedure, Origin]]
+) -> list[str]:
+    """Warn about changes and incidents that name a procedure neither in the import nor stored.
+
+    Such a reference is kept, because the plan may be imported later, but a
+    responder would find no rollback procedure behind it.
+    """
+    named = [
+        (origin, "rollback_procedure", change.rollback_procedure)
+        for change, origin in batch.changes
+        if change.rollback_procedure
+    ]
+    named += [
+        (origin, "resolved_with", incident.resolved_with) for incident, origin in batch.incidents if incident.resolved_with
+    ]
+    if not named:
+        return []
+    imported = {procedure.id for procedure, _ in procedures}
+    wanted = sorted({procedure_id for _, _, procedure_id in named} - imported)
+    stored = set(store.get_procedures(wanted)) if wanted else set()
+    return [
+        f"{origin.source} record {origin.record}: {field_name} {procedure_id!r} is not a procedure of this "
+        "import or of the store; import the procedure or correct the id"
+        for origin, field_name, procedure_id in named
+        if procedure_id not in imported and procedure_id not in stored
+    ]
+
+
+def _selector_warnings(
+    store: GraphStore, batch: ImportBatch, procedures: list[tuple[Procedure, Origin]]
+) -> list[str]:
+    """Warn about each selector that matches no CI of the import or the store."""
+    warnings = []
+    for procedure, origin in procedures:
+        for index, selector in enumerate(procedure.selectors):
+            if not _selector_matches_any(store, batch, selector):
+                warnings.append(
+                    f"{origin.source} record {origin.record}: selectors.{index} ({selector.describe()}) of "
+                    f"procedure {procedure.id!r} matches no CI; correct the selector or import the CIs it "
+                    "should match"
+                )
+    return warnings
+
+
+def _selector_matches_any(store: GraphStore, batch: ImportBatch, selector: Selector) -> bool:
+    related = selector.related_to
+    if related is not None:
+        # A chain ends in a direct relationship to the CI, so checking direct ones is enough.
+        sources = {
+            r.source for r, _ in batch.relationships if r.target == related.ci and r.type == related.relationship
+        }
+        sources |= {
+            r.source for r in store.relationships_of(related.ci, "incoming") if r.type == related.relationship
+        }
+        if not sources:
+            return False
+        if selector.specificity == 2:
+            return True
+        candidates = [ci for ci, _ in batch.cis if ci.id in sources]
+        candidates += store.get_cis(sorted(sources - {ci.id for ci in candidates})).values()
+        return any(selector_matches_attributes(selector, ci) for ci in candidates)
+
+    if any(selector_matches_attributes(selector, ci) for ci, _ in batch.cis):
+        return True
+    ci_filter = CIFilter(
+        type=selector.type, environment=selector.environment, tag=selector.tags[0] if selector.tags else None
+    )
+    after = None
+    while True:
+        page = store.list_cis(ci_filter, first=500, after=after)
+        if any(selector_matches_attributes(selector, ci) for ci in page.items):
+            return True
+        if not page.has_next_page:
+            return False
+        after = page.end_cursor

@@ -292,3 +292,146 @@ class Incident:
     caused_by_change: str | None = None
     resolved_with: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+
+class ProcedureLevel(enum.StrEnum):
+    """Where in the emergency plan a procedure acts, in the order a plan uses them.
+
+    Responders notify first (communication), restore what the business sees
+    (transaction, then service), then repair the system underneath; tooling
+    notes describe the tools the other procedures use.
+    """
+
+    COMMUNICATION = "communication"
+    TRANSACTION = "transaction"
+    SERVICE = "service"
+    SYSTEM = "system"
+    TOOLING = "tooling"
+
+
+class ProcedureAction(enum.StrEnum):
+    RESTART = "restart"
+    ROLLBACK = "rollback"
+    SCALE = "scale"
+    ADJUST_PARAMETER = "adjust_parameter"
+    SNAPSHOT_ANALYSIS = "snapshot_analysis"
+    DISABLE_FEATURE = "disable_feature"
+    FAILOVER = "failover"
+    NOTIFY = "notify"
+    DIAGNOSE = "diagnose"
+    RESTORE = "restore"
+    ESCALATE = "escalate"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a procedure: what to do, with an optional short title."""
+
+    text: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A person or team to reach, with how to reach them (phone, e-mail, chat channel)."""
+
+    name: str
+    role: str | None = None
+    reach: str | None = None
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    """Whom to call when a procedure has not worked ``after_minutes`` after it started."""
+
+    after_minutes: int
+    contact: Contact
+
+
+@dataclass(frozen=True)
+class RelatedTo:
+    """The relationship part of a selector: CIs with a ``relationship`` to the CI ``ci``.
+
+    A CI matches when it is the source of a ``relationship`` whose target is
+    ``ci`` ("every CI that RUNS_ON cluster-1"), or, when ``transitive`` is
+    set, when it reaches ``ci`` through a chain of such relationships.
+    """
+
+    ci: str
+    relationship: RelationshipType
+    transitive: bool = False
+
+
+@dataclass(frozen=True)
+class Selector:
+    """CIs that a procedure applies to without naming them; a CI must meet every condition given.
+
+    ``tags`` must all be on the CI. At least one condition is set.
+    """
+
+    type: str | None = None
+    environment: str | None = None
+    tags: tuple[str, ...] = ()
+    related_to: RelatedTo | None = None
+
+    @property
+    def specificity(self) -> int:
+        """How narrowly the selector picks CIs: one per condition, two for a relationship."""
+        return (
+            (self.type is not None)
+            + (self.environment is not None)
+            + len(self.tags)
+            + (2 if self.related_to is not None else 0)
+        )
+
+    def describe(self) -> str:
+        """Return the selector in words, e.g. ``type database, environment production``."""
+        parts = []
+        if self.type is not None:
+            parts.append(f"type {self.type}")
+        if self.environment is not None:
+            parts.append(f"environment {self.environment}")
+        parts.extend(f"tag {tag}" for tag in self.tags)
+        if self.related_to is not None:
+            chain = " (directly or through others)" if self.related_to.transitive else ""
+            parts.append(f"{self.related_to.relationship.value} {self.related_to.ci}{chain}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """An emergency-plan entry: what to do, at which level, and whom it concerns.
+
+    It applies to the CIs named in ``applies_to`` and to every CI that one of
+    its ``selectors`` picks. ``expected_minutes`` is how long it usually takes.
+    """
+
+    id: str
+    title: str
+    level: ProcedureLevel
+    action: ProcedureAction
+    steps: tuple[Step, ...] = ()
+    description: str | None = None
+    expected_minutes: int | None = None
+    risk: Risk | None = None
+    owner: str | None = None
+    contacts: tuple[Contact, ...] = ()
+    escalation: tuple[EscalationStep, ...] = ()
+    applies_to: tuple[str, ...] = ()
+    selectors: tuple[Selector, ...] = ()
+    last_reviewed: datetime | None = None
+    last_drilled: datetime | None = None
+    tags: tuple[str, ...] = ()
+    source: str | None = None
+    source_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+
+def selector_matches_attributes(selector: Selector, ci: CI) -> bool:
+    """Whether the CI meets the selector's type, environment and tag conditions (not ``related_to``)."""
+    return (
+        (selector.type is None or ci.type == selector.type)
+        and (selector.environment is None or ci.environment == selector.environment)
+        and all(tag in ci.tags for tag in selector.tags)
+    )

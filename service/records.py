@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,22 @@ from service.model import (
     ChangeKind,
     ChangeStatus,
     Criticality,
+    Contact,
+    EscalationStep,
     Incident,
     IncidentStatus,
+    Procedure,
+    ProcedureAction,
+    ProcedureLevel,
     Redundancy,
+    RelatedTo,
     Relationship,
     RelationshipType,
     Risk,
+    Selector,
     Severity,
     Status,
+    Step,
     Strength,
     format_time,
     parse_time,
@@ -65,6 +74,7 @@ class ImportBatch:
     relationships: list[tuple[Relationship, Origin]] = field(default_factory=list)
     changes: list[tuple[Change, Origin]] = field(default_factory=list)
     incidents: list[tuple[Incident, Origin]] = field(default_factory=list)
+    procedures: list[tuple[Procedure, Origin]] = field(default_factory=list)
     problems: list[RecordProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -79,6 +89,7 @@ class ImportBatch:
         self.relationships = [(r, renamed(origin)) for r, origin in self.relationships]
         self.changes = [(change, renamed(origin)) for change, origin in self.changes]
         self.incidents = [(incident, renamed(origin)) for incident, origin in self.incidents]
+        self.procedures = [(procedure, renamed(origin)) for procedure, origin in self.procedures]
         self.problems = [
             RecordProblem(new, p.record, p.field, p.message) if p.source == old else p for p in self.problems
         ]
@@ -89,6 +100,7 @@ class ImportBatch:
         self.relationships.extend(other.relationships)
         self.changes.extend(other.changes)
         self.incidents.extend(other.incidents)
+        self.procedures.extend(other.procedures)
         self.problems.extend(other.problems)
         self.warnings.extend(other.warnings)
         for kind, count in other.skipped.items():
@@ -185,8 +197,12 @@ def _explain(error: jsonschema.ValidationError) -> str:
             f"{error.instance!r} is not a valid identifier; "
             "use a non-empty string without control characters or surrounding spaces"
         )
+    if error.validator == "oneOf" and "steps" in error.absolute_path:
+        return "a step is a non-empty text, or an object with a non-empty 'text' and an optional 'title'"
     if error.validator == "oneOf" and isinstance(error.instance, Mapping):
         return "set exactly one of 'min_available' and 'min_available_percent'"
+    if error.validator == "minProperties" and "selectors" in error.absolute_path:
+        return "a selector needs at least one of 'type', 'environment', 'tags' and 'related_to'"
     return error.message
 
 
@@ -204,6 +220,26 @@ def _parse_times(
             values[name] = parse_time(raw, field_name=name)
         except ValueError as exc:
             problems.append(RecordProblem(origin.source, origin.record, name, str(exc)))
+    return values, problems
+
+
+def _parse_days(
+    record: Mapping[str, Any], origin: Origin, names: tuple[str, ...]
+) -> tuple[dict[str, Any], list[RecordProblem]]:
+    """Parse times that may also be written as a plain day, such as a review date ``2026-03-01``.
+
+    A plain day means the start of that day in UTC.
+    """
+    day_values: dict[str, Any] = {}
+    for name in names:
+        raw = record.get(name)
+        if isinstance(raw, str) and len(raw.strip()) == 10:
+            try:
+                day_values[name] = datetime.combine(date.fromisoformat(raw.strip()), time(), UTC)
+            except ValueError:
+                pass
+    values, problems = _parse_times(record, origin, tuple(name for name in names if name not in day_values))
+    values.update(day_values)
     return values, problems
 
 
@@ -386,6 +422,67 @@ def incident_from_record(record: Any, origin: Origin) -> tuple[Incident | None, 
     return incident, []
 
 
+def _contact(record: Mapping[str, Any]) -> Contact:
+    return Contact(name=record["name"], role=record.get("role"), reach=record.get("reach"))
+
+
+def _selector(record: Mapping[str, Any]) -> Selector:
+    related = record.get("related_to")
+    return Selector(
+        type=record.get("type"),
+        environment=record.get("environment"),
+        tags=tuple(record.get("tags", ())),
+        related_to=None
+        if related is None
+        else RelatedTo(
+            ci=related["ci"],
+            relationship=RelationshipType(related["relationship"]),
+            transitive=bool(related.get("transitive", False)),
+        ),
+    )
+
+
+def procedure_from_record(record: Any, origin: Origin) -> tuple[Procedure | None, list[RecordProblem]]:
+    """Validate one procedure record and build the Procedure, or return the problems found."""
+    problems = _schema_problems("procedure", record, origin)
+    if problems:
+        return None, problems
+    times, problems = _parse_days(record, origin, ("last_reviewed", "last_drilled"))
+    if problems:
+        return None, problems
+
+    steps = tuple(
+        Step(text=step) if isinstance(step, str) else Step(text=step["text"], title=step.get("title"))
+        for step in record.get("steps", ())
+    )
+    risk = record.get("risk")
+    procedure = Procedure(
+        id=record["id"],
+        title=record["title"],
+        level=ProcedureLevel(record["level"]),
+        action=ProcedureAction(record["action"]),
+        steps=steps,
+        description=record.get("description"),
+        expected_minutes=record.get("expected_minutes"),
+        risk=Risk(risk) if risk else None,
+        owner=record.get("owner"),
+        contacts=tuple(_contact(contact) for contact in record.get("contacts", ())),
+        escalation=tuple(
+            EscalationStep(after_minutes=step["after_minutes"], contact=_contact(step["contact"]))
+            for step in record.get("escalation", ())
+        ),
+        applies_to=tuple(record.get("applies_to", ())),
+        selectors=tuple(_selector(selector) for selector in record.get("selectors", ())),
+        last_reviewed=times["last_reviewed"],
+        last_drilled=times["last_drilled"],
+        tags=tuple(record.get("tags", ())),
+        source=record.get("source"),
+        source_id=record.get("source_id"),
+        attributes=dict(record.get("attributes", {})),
+    )
+    return procedure, []
+
+
 @paused_garbage_collection()
 def batch_from_records(
     cis: Iterable[Any],
@@ -394,9 +491,10 @@ def batch_from_records(
     *,
     changes: Iterable[Any] = (),
     incidents: Iterable[Any] = (),
+    procedures: Iterable[Any] = (),
     section_prefix: str = "",
 ) -> ImportBatch:
-    """Turn CI, relationship, change and incident records into an ImportBatch, collecting every problem."""
+    """Turn CI, relationship, change, incident and procedure records into an ImportBatch, collecting every problem."""
     batch = ImportBatch()
     for index, record in enumerate(cis):
         origin = Origin(source, f"{section_prefix}cis{_describe(index, record, 'id')}")
@@ -426,6 +524,13 @@ def batch_from_records(
             batch.problems.extend(problems)
         else:
             batch.incidents.append((incident, origin))
+    for index, record in enumerate(procedures):
+        origin = Origin(source, f"{section_prefix}procedures{_describe(index, record, 'id')}")
+        procedure, problems = procedure_from_record(record, origin)
+        if procedure is None:
+            batch.problems.extend(problems)
+        else:
+            batch.procedures.append((procedure, origin))
     return batch
 
 
@@ -497,4 +602,73 @@ def incident_to_record(incident: Incident) -> dict[str, Any]:
     record.update({key: value for key, value in optional.items() if value is not None})
     if incident.attributes:
         record["attributes"] = incident.attributes
+    return record
+
+
+def _contact_record(contact: Contact) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": contact.name}
+    if contact.role is not None:
+        record["role"] = contact.role
+    if contact.reach is not None:
+        record["reach"] = contact.reach
+    return record
+
+
+def _selector_record(selector: Selector) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    if selector.type is not None:
+        record["type"] = selector.type
+    if selector.environment is not None:
+        record["environment"] = selector.environment
+    if selector.tags:
+        record["tags"] = list(selector.tags)
+    if selector.related_to is not None:
+        related = selector.related_to
+        record["related_to"] = {"ci": related.ci, "relationship": related.relationship.value}
+        if related.transitive:
+            record["related_to"]["transitive"] = True
+    return record
+
+
+def procedure_to_record(procedure: Procedure) -> dict[str, Any]:
+    """Return the bundle record of a procedure (the inverse of ``procedure_from_record``).
+
+    Both stores keep this record as JSON text, so equal procedures give equal text.
+    """
+    record: dict[str, Any] = {
+        "id": procedure.id,
+        "title": procedure.title,
+        "level": procedure.level.value,
+        "action": procedure.action.value,
+        "steps": [
+            {"text": step.text} if step.title is None else {"title": step.title, "text": step.text}
+            for step in procedure.steps
+        ],
+    }
+    optional = {
+        "description": procedure.description,
+        "expected_minutes": procedure.expected_minutes,
+        "risk": procedure.risk.value if procedure.risk else None,
+        "owner": procedure.owner,
+        "last_reviewed": format_time(procedure.last_reviewed),
+        "last_drilled": format_time(procedure.last_drilled),
+        "source": procedure.source,
+        "source_id": procedure.source_id,
+    }
+    record.update({key: value for key, value in optional.items() if value is not None})
+    if procedure.contacts:
+        record["contacts"] = [_contact_record(contact) for contact in procedure.contacts]
+    if procedure.escalation:
+        record["escalation"] = [
+            {"after_minutes": step.after_minutes, "contact": _contact_record(step.contact)}
+            for step in procedure.escalation
+        ]
+    if procedure.applies_to:
+        record["applies_to"] = list(procedure.applies_to)
+    if procedure.selectors:
+        record["selectors"] = [_selector_record(selector) for selector in procedure.selectors]
+    if procedure.tags:
+        record["tags"] = list(procedure.tags)
+    if procedure.attributes:
+        record["attributes"] = procedure.attributes
     return record

@@ -1,4 +1,4 @@
-"""Keeps the analysis snapshot (topology, changes and incidents) current with the store's version counter."""
+"""Keeps the analysis snapshot (topology, changes, incidents, procedures) current with the store's version counter."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.analysis.events import EventIndex, build_event_index
+from service.analysis.procedures import ProcedureIndex
 from service.analysis.topology import Topology, build_topology
 from service.model import Status
 from service.store.base import STATUS_CODES, GraphStore
@@ -29,6 +30,7 @@ class Snapshot:
     topology: Topology
     events: EventIndex
     statuses: dict[str, Status]
+    plan: ProcedureIndex
 
 
 def recorded_statuses(topology: Topology) -> dict[str, Status]:
@@ -71,25 +73,30 @@ class SnapshotCache:
             # write costs seconds of rebuild on the next query.
             data = self._store.load_topology()
             events_version, changes, incidents = self._store.load_events()
+            plan_version, procedures = self._store.load_procedures()
             topology = build_topology(data)
             events = build_event_index(changes, incidents)
-            # The topology and the events are read in two transactions. When a
-            # write commits between them, the snapshot keeps the older version,
-            # so the next call finds a newer one and rebuilds.
+            # The topology, the events and the procedures are read in three
+            # transactions. When a write commits between them, the snapshot
+            # keeps the oldest version, so the next call finds a newer one and
+            # rebuilds.
             snapshot = Snapshot(
-                version=min(topology.version, events_version),
+                version=min(topology.version, events_version, plan_version),
                 topology=topology,
                 events=events,
                 statuses=recorded_statuses(topology),
+                plan=ProcedureIndex(procedures, topology),
             )
             self._snapshot = snapshot
             logger.info(
-                "snapshot version %d built: %d CIs, %d relationships, %d changes, %d incidents in %.2f s",
+                "snapshot version %d built: %d CIs, %d relationships, %d changes, %d incidents, "
+                "%d procedures in %.2f s",
                 snapshot.version,
                 topology.node_count,
                 topology.edge_count,
                 len(events.changes),
                 len(events.incidents),
+                len(procedures),
                 time.perf_counter() - started,
             )
             return snapshot

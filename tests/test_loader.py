@@ -72,7 +72,7 @@ BAD_FILES = [
     pytest.param("invalid-json.json", [("line 4, column 39", "(file)")], id="invalid-json"),
     pytest.param("not-utf8.yaml", [("line 3", "(file)")], id="not-utf8"),
     pytest.param("list.yaml", [("(bundle)", "(bundle)")], id="bundle-is-list"),
-    pytest.param("unknown-section.yaml", [("(bundle)", "procedures")], id="unknown-section"),
+    pytest.param("unknown-section.yaml", [("(bundle)", "runbooks")], id="unknown-section"),
     pytest.param("time-without-zone.yaml", [("cis#0 (id 'new-1')", "valid_from")], id="time-without-zone"),
     pytest.param(
         "time-without-zone-unquoted.yaml", [("cis#0 (id 'new-1')", "valid_from")], id="yaml-time-without-zone"
@@ -152,7 +152,7 @@ def test_loader_rejected_file_writes_nothing(
         pytest.param("invalid-yaml.yaml", "invalid YAML", id="invalid-yaml"),
         pytest.param("not-utf8.yaml", "convert the file to UTF-8", id="not-utf8"),
         pytest.param("list.yaml", "not a list", id="bundle-is-list"),
-        pytest.param("unknown-section.yaml", "unknown section 'procedures'", id="unknown-section"),
+        pytest.param("unknown-section.yaml", "unknown section 'runbooks'", id="unknown-section"),
         pytest.param("time-without-zone.yaml", "has no time zone", id="time-without-zone"),
         pytest.param("time-without-zone-unquoted.yaml", "has no time zone", id="yaml-time-without-zone"),
         pytest.param("valid-until-before-from.yaml", "is not after valid_from", id="valid-until-before-from"),

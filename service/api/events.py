@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -36,6 +36,9 @@ from service.store.base import encode_cursor
 
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_CULPRIT_LIMIT = 10
+
+if TYPE_CHECKING:
+    from service.api.plan import AppliedProcedure
 
 
 def require_zone(value: datetime | None, field_name: str) -> None:
@@ -273,6 +276,19 @@ class Culprit:
     @strawberry.field(description="The observed CIs that it is upstream of or equal to.")
     async def explains(self, info: Info[RequestContext, None]) -> list[CI]:
         return await load_existing_cis(info, list(self.model.explained))
+
+    @strawberry.field(
+        description=(
+            "Emergency-plan procedures for this CI: the rollback procedure of each suspect change first, "
+            "then the others, most specific first."
+        )
+    )
+    async def procedures(
+        self, info: Info[RequestContext, None]
+    ) -> list[Annotated[AppliedProcedure, strawberry.lazy("service.api.plan")]]:
+        from service.api.plan import culprit_procedures
+
+        return await culprit_procedures(info, self)
 
 
 @strawberry.type(description="Ranked likely culprits of a symptom, or the reason why there are none.")

@@ -19,8 +19,9 @@ from strawberry.types import Info
 import importers
 from importers.native import parse_bundle
 from service.analysis.blast_radius import BlastRadiusOptions, blast_radius
-from service.api import events
+from service.api import events, plan
 from service.api.context import RequestContext, run_blocking
+from service.api.plan import EmergencyPlan, PlanGaps, Procedure, ProcedureFilter, ProcedureInput
 from service.api.events import (
     Change,
     ChangeConnection,
@@ -155,6 +156,7 @@ def _import_report(report: ImportReportModel) -> ImportReport:
         relationships_read=report.relationships_read,
         changes_read=report.changes_read,
         incidents_read=report.incidents_read,
+        procedures_read=report.procedures_read,
         rejected=[RejectedRecord(**vars(problem)) for problem in report.rejected],
         warnings=report.warnings,
     )
@@ -298,6 +300,48 @@ class Query:
     ) -> ChangeReview:
         return await events.review(info, change_id, None if proposed is None else _record(proposed))
 
+    @strawberry.field(description="One emergency-plan procedure by id, or null when it does not exist.")
+    async def procedure(self, info: Info[RequestContext, None], id: strawberry.ID) -> Procedure | None:
+        return await plan.resolve_procedure(info, id)
+
+    @strawberry.field(description="Emergency-plan procedures in id order; filter.ciId keeps those that apply to a CI.")
+    async def procedures(
+        self, info: Info[RequestContext, None], filter: ProcedureFilter | None = None
+    ) -> list[Procedure]:
+        return await plan.resolve_procedures(info, filter)
+
+    @strawberry.field(
+        description=(
+            "The emergency plan for a symptom, an incident (incidentId) or a failing CI (ciId), or for several "
+            "of them together: whom to notify, what to check first, what to do by level, and the tooling notes."
+        )
+    )
+    async def emergency_plan(
+        self,
+        info: Info[RequestContext, None],
+        symptom: SymptomInput | None = None,
+        incident_id: strawberry.ID | None = None,
+        ci_id: strawberry.ID | None = None,
+    ) -> EmergencyPlan:
+        return await plan.resolve_emergency_plan(info, symptom, incident_id, ci_id)
+
+    @strawberry.field(
+        description=(
+            "Plan upkeep: important CIs without a procedure, procedures not reviewed or drilled within the "
+            "given days, links to CIs that are gone, and procedures that changes or incidents name but the "
+            "plan lacks. asOf defaults to now."
+        )
+    )
+    async def plan_gaps(
+        self,
+        info: Info[RequestContext, None],
+        review_within_days: int = 365,
+        drill_within_days: int = 365,
+        min_criticality: str = "high",
+        as_of: datetime | None = None,
+    ) -> PlanGaps:
+        return await plan.resolve_plan_gaps(info, review_within_days, drill_within_days, min_criticality, as_of)
+
 
 @strawberry.type
 class Mutation:
@@ -421,6 +465,19 @@ class Mutation:
         updated = (await run_blocking(info.context.store.get_incidents, [str(id)]))[str(id)]
         return Incident.from_model(updated)
 
+    @strawberry.mutation(description="Create or update procedures; each input replaces the whole stored record.")
+    async def upsert_procedures(
+        self, info: Info[RequestContext, None], procedures: list[ProcedureInput]
+    ) -> WriteResult:
+        records = [_record(procedure) for procedure in procedures]
+        batch = batch_from_records([], [], "upsertProcedures", procedures=records)
+        report = await _run_import(info, batch, keep_going=False)
+        return report.result
+
+    @strawberry.mutation(description="Delete one procedure; returns whether it existed.")
+    async def delete_procedure(self, info: Info[RequestContext, None], id: strawberry.ID) -> bool:
+        return await run_blocking(info.context.store.delete_procedure, str(id))
+
     @strawberry.mutation(name="deleteCI", description="Delete a CI; with cascade, its relationships too.")
     async def delete_ci(
         self, info: Info[RequestContext, None], id: strawberry.ID, cascade: bool = False
@@ -442,7 +499,7 @@ class Mutation:
     @strawberry.mutation(
         description=(
             "Import a native bundle given as JSON ({cis: [...], relationships: [...], changes: [...], "
-            "incidents: [...]}). "
+            "incidents: [...], procedures: [...]}). "
             "All or nothing unless keepGoing is true."
         )
     )

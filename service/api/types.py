@@ -20,6 +20,7 @@ from service.model import Status
 
 if TYPE_CHECKING:
     from service.api.events import Change, Incident
+    from service.api.plan import AppliedProcedure
 
 
 @strawberry.enum(description="How badly a failure hurts a CI.")
@@ -111,6 +112,19 @@ class CI:
         from service.api.events import incidents_of_ci
 
         return await incidents_of_ci(info, self.model.id)
+
+    @strawberry.field(
+        description=(
+            "Emergency-plan procedures that apply to this CI, most specific first (direct links, then "
+            "selectors by the number of conditions), each with the reasons it applies."
+        )
+    )
+    async def procedures(
+        self, info: Info[RequestContext, None]
+    ) -> list[Annotated[AppliedProcedure, strawberry.lazy("service.api.plan")]]:
+        from service.api.plan import procedures_of
+
+        return await procedures_of(info, self.model)
 
 
 async def _relationships(info: Info[RequestContext, None], ci_id: str, *, consumer: bool) -> list[Relationship]:
@@ -314,6 +328,15 @@ class ImpactedCI:
         cis = await info.context.ci_loader.load_many(ids)
         return list(dict.fromkeys(ci.owner for ci in cis if ci is not None and ci.owner))
 
+    @strawberry.field(description="Emergency-plan procedures that apply to this CI, most specific first.")
+    async def procedures(
+        self, info: Info[RequestContext, None]
+    ) -> list[Annotated[AppliedProcedure, strawberry.lazy("service.api.plan")]]:
+        from service.api.plan import procedures_of
+
+        ci = await info.context.ci_loader.load(self.state.topology.ids[self.node])
+        return [] if ci is None else await procedures_of(info, ci)
+
 
 def _deleted_ci(ci_id: str) -> CI:
     # The CI was deleted after the snapshot was taken; keep the entry readable.
@@ -373,6 +396,9 @@ class WriteResult:
     incidents_created: int
     incidents_updated: int
     incidents_unchanged: int
+    procedures_created: int
+    procedures_updated: int
+    procedures_unchanged: int
 
 
 @strawberry.type(description="A record that an import rejected, and why.")
@@ -390,6 +416,7 @@ class ImportReport:
     relationships_read: int
     changes_read: int
     incidents_read: int
+    procedures_read: int
     rejected: list[RejectedRecord]
     warnings: list[str]
 

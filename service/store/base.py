@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +13,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from service.errors import InvalidInputError
-from service.model import CI, Change, Incident, Relationship, Status
+from service.model import CI, Change, Incident, Procedure, Relationship, Status
+from service.records import Origin, procedure_from_record, procedure_to_record
 
 Direction = Literal["outgoing", "incoming"]
 ProgressCallback = Callable[[int, int], None]
@@ -120,10 +122,16 @@ class WriteResult:
     incidents_created: int = 0
     incidents_updated: int = 0
     incidents_unchanged: int = 0
+    procedures_created: int = 0
+    procedures_updated: int = 0
+    procedures_unchanged: int = 0
 
     @property
     def changed(self) -> bool:
         return bool(
+            self.procedures_created
+            + self.procedures_updated
+            +
             self.cis_created
             + self.cis_updated
             + self.relationships_created
@@ -225,15 +233,19 @@ class GraphStore(Protocol):
         *,
         changes: Sequence[Change] = (),
         incidents: Sequence[Incident] = (),
+        procedures: Sequence[Procedure] = (),
         batch_size: int = 5000,
         progress: ProgressCallback | None = None,
     ) -> WriteResult:
-        """Upsert CIs, relationships, changes and incidents, in that order.
+        """Upsert CIs, relationships, changes, incidents and procedures, in that order.
 
         Every CI that a relationship, change or incident names, and the change
         that an incident's ``caused_by_change`` names, must exist once the
         records before it are written. A change or incident is stored with its
         links to CIs and counts as updated when a field or a link differs.
+        A procedure is stored whole, with the CI ids it names as they are:
+        the loader checks them, and a link that outlives its CI is what the
+        plan-gaps report finds.
         """
         ...
 
@@ -246,6 +258,16 @@ class GraphStore(Protocol):
         ...
 
     def delete_relationship(self, source: str, target: str, type_: str) -> bool: ...
+
+    def get_procedures(self, ids: Sequence[str]) -> dict[str, Procedure]: ...
+
+    def load_procedures(self) -> tuple[int, list[Procedure]]:
+        """Return the version and every procedure in id order, read in one transaction."""
+        ...
+
+    def delete_procedure(self, procedure_id: str) -> bool:
+        """Delete a procedure; return False when none has this id."""
+        ...
 
     def load_topology(self) -> TopologyData: ...
 
@@ -324,3 +346,41 @@ def delete_conflict_message(ci_id: str, relationships: int, change_links: int, i
         f"and {incident_links} incident link(s); pass cascade to delete the relationships and links "
         "with the CI, and the changes and incidents stay without their link to it"
     )
+
+
+def procedure_document(procedure: Procedure) -> str:
+    """Return the JSON text that both stores keep for a procedure; equal procedures give equal text."""
+    return json.dumps(procedure_to_record(procedure), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def procedure_from_document(document: str) -> Procedure:
+    procedure, problems = procedure_from_record(json.loads(document), Origin("store", "procedure"))
+    if procedure is None:
+        raise ValueError(f"stored procedure cannot be read back: {problems}")
+    return procedure
+
+
+def plan_procedure_writes(
+    procedures: Sequence[Procedure], stored: dict[str, str], result: WriteResult
+) -> dict[str, str]:
+    """Count the procedures that a write creates, updates or leaves unchanged, in order.
+
+    ``stored`` maps the ids already stored to their documents. A procedure
+    given twice counts again against its earlier copy, as the records of
+    every other kind do. Returns the documents to write, by id.
+    """
+    current = dict(stored)
+    dirty: dict[str, str] = {}
+    for procedure in procedures:
+        document = procedure_document(procedure)
+        previous = current.get(procedure.id)
+        if previous is None:
+            result.procedures_created += 1
+        elif previous != document:
+            result.procedures_updated += 1
+        else:
+            result.procedures_unchanged += 1
+            continue
+        current[procedure.id] = document
+        dirty[procedure.id] = document
+    return dirty

@@ -25,6 +25,7 @@ from service.model import (
     Change,
     Criticality,
     Incident,
+    Procedure,
     Redundancy,
     Relationship,
     RelationshipType,
@@ -34,6 +35,7 @@ from service.model import (
     parse_time,
 )
 from service.store import embedded_events as events
+from service.store import embedded_plan as plan
 from service.store.base import (
     STATUS_CODES,
     ChangeFilter,
@@ -351,7 +353,7 @@ class EmbeddedStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._transaction() as connection:
-                for statement in (_DDL + events.EVENTS_DDL).split(";"):
+                for statement in (_DDL + events.EVENTS_DDL + plan.PLAN_DDL).split(";"):
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute(
@@ -516,11 +518,12 @@ class EmbeddedStore:
         *,
         changes: Sequence[Change] = (),
         incidents: Sequence[Incident] = (),
+        procedures: Sequence[Procedure] = (),
         batch_size: int = 5000,
         progress: ProgressCallback | None = None,
     ) -> WriteResult:
         result = WriteResult()
-        total = len(cis) + len(relationships) + len(changes) + len(incidents)
+        total = len(cis) + len(relationships) + len(changes) + len(incidents) + len(procedures)
         done = 0
         try:
             with self._write_lock, self._transaction() as connection, _bulk_cache(connection, total):
@@ -561,6 +564,9 @@ class EmbeddedStore:
                     done=done,
                     total=total,
                     progress=progress,
+                )
+                done = plan.write_procedures(
+                    connection, procedures, result, done=done, total=total, progress=progress
                 )
                 if result.changed:
                     self._bump_version(connection)
@@ -695,6 +701,26 @@ class EmbeddedStore:
             version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
             changes, incidents = events.load_events(connection)
         return int(version), changes, incidents
+
+    def get_procedures(self, ids: Sequence[str]) -> dict[str, Procedure]:
+        with self._read() as connection:
+            return plan.get_procedures(connection, ids)
+
+    def load_procedures(self) -> tuple[int, list[Procedure]]:
+        with self._read() as connection:
+            version = connection.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+            procedures = plan.load_procedures(connection)
+        return int(version), procedures
+
+    def delete_procedure(self, procedure_id: str) -> bool:
+        try:
+            with self._write_lock, self._transaction() as connection:
+                deleted = plan.delete_procedure(connection, procedure_id)
+                if deleted:
+                    self._bump_version(connection)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"write to {self.path} failed, nothing was written: {exc}") from exc
+        return deleted
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

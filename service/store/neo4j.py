@@ -63,6 +63,7 @@ from service.model import (
     Criticality,
     Incident,
     IncidentStatus,
+    Procedure,
     Redundancy,
     Relationship,
     RelationshipType,
@@ -87,6 +88,8 @@ from service.store.base import (
     TopologyData,
     WriteResult,
     change_search_text,
+    plan_procedure_writes,
+    procedure_from_document,
     change_window_texts,
     decode_cursor,
     delete_conflict_message,
@@ -268,6 +271,17 @@ _GET_INCIDENTS = (
 _ALL_CHANGES = f"MATCH (ch:Change) RETURN properties(ch) AS node, {_CHANGE_LINKS} AS links ORDER BY ch.id_order"
 _ALL_INCIDENTS = f"MATCH (i:Incident) RETURN properties(i) AS node, {_INCIDENT_LINKS} AS links ORDER BY i.id_order"
 _EXISTING_CHANGE_IDS = "UNWIND $ids AS id MATCH (ch:Change {id: id}) RETURN ch.id AS id"
+
+# A procedure is one node: the whole record as JSON text in ``document`` (what
+# a write compares), plus a few properties to read it by in Cypher.
+_PROCEDURE_DOCUMENTS = "UNWIND $ids AS id MATCH (p:Procedure {id: id}) RETURN p.id AS id, p.document AS document"
+_ALL_PROCEDURES = "MATCH (p:Procedure) RETURN p.document AS document"
+_WRITE_PROCEDURES = """
+UNWIND $rows AS row
+MERGE (p:Procedure {id: row.id})
+SET p = row
+"""
+_DELETE_PROCEDURE = "MATCH (p:Procedure {id: $id}) DELETE p RETURN count(*) AS deleted"
 
 # Each condition of a ChangeFilter or IncidentFilter; a listing joins the ones its filter sets.
 _CHANGE_CONDITIONS = {
@@ -968,10 +982,11 @@ class Neo4jStore:
         *,
         changes: Sequence[Change] = (),
         incidents: Sequence[Incident] = (),
+        procedures: Sequence[Procedure] = (),
         batch_size: int = 5000,
         progress: ProgressCallback | None = None,
     ) -> WriteResult:
-        """Upsert CIs, relationships, changes and incidents, in that order, one transaction per batch.
+        """Upsert CIs, relationships, changes, incidents and procedures, in that order, one transaction per batch.
 
         Raises:
             ConflictError: a relationship, change or incident names a CI that
@@ -996,8 +1011,9 @@ class Neo4jStore:
             relationships_not_written=len(relationships),
             changes_not_written=len(changes),
             incidents_not_written=len(incidents),
+            procedures_not_written=len(procedures),
         )
-        total = len(cis) + len(relationships) + len(changes) + len(incidents)
+        total = len(cis) + len(relationships) + len(changes) + len(incidents) + len(procedures)
         with self._session() as session:
             ci_counts = _BatchCounts()
             for number, chunk in enumerate(_chunks(cis, batch_size), start=1):
@@ -1046,7 +1062,21 @@ class Neo4jStore:
                 state.incidents_written += len(incident_chunk)
                 state.incidents_not_written -= len(incident_chunk)
                 if progress:
-                    progress(total - state.incidents_not_written, total)
+                    progress(total - state.incidents_not_written - state.procedures_not_written, total)
+
+            for number, procedure_chunk in enumerate(_chunks(procedures, batch_size), start=1):
+                written = state.procedures_written
+                label = f"procedure batch {number} (procedures {written + 1}-{written + len(procedure_chunk)})"
+                counts = self._write_batch(
+                    session, _upsert_procedure_batch, list(procedure_chunk), _BatchCounts(), label, state
+                )
+                result.procedures_created += counts.created
+                result.procedures_updated += counts.updated
+                state.procedures_written += len(procedure_chunk)
+                state.procedures_not_written -= len(procedure_chunk)
+                if progress:
+                    progress(total - state.procedures_not_written, total)
+            result.procedures_unchanged = len(procedures) - result.procedures_created - result.procedures_updated
 
         result.changes_created = change_counts.created
         result.changes_updated = change_counts.updated
@@ -1134,7 +1164,13 @@ class Neo4jStore:
             reason = unavailable.message
         # A lost connection during the commit leaves the batch's outcome
         # unknown. It counts as not written, because writing it again is harmless.
-        if not (state.cis_written or state.relationships_written or state.changes_written or state.incidents_written):
+        if not (
+            state.cis_written
+            or state.relationships_written
+            or state.changes_written
+            or state.incidents_written
+            or state.procedures_written
+        ):
             return StoreUnavailableError(f"{reason}; nothing was written")
         logger.warning(
             "Neo4j write stopped at %s: %d CIs, %d relationships, %d changes and %d incidents written, "
@@ -1154,6 +1190,9 @@ class Neo4jStore:
         if state.changes_written or state.changes_not_written or state.incidents_written or state.incidents_not_written:
             events_written = f", {state.changes_written} changes and {state.incidents_written} incidents"
             events_not_written = f", {state.changes_not_written} changes and {state.incidents_not_written} incidents"
+        if state.procedures_written or state.procedures_not_written:
+            events_written += f", {state.procedures_written} procedures"
+            events_not_written += f", {state.procedures_not_written} procedures"
         return PartialWriteError(
             f"{reason}; the write stopped part way: {state.cis_written} CIs and "
             f"{state.relationships_written} relationships{events_written} were written in whole batches, "
@@ -1177,6 +1216,18 @@ class Neo4jStore:
         except ValueError:
             return False
         return self._write("delete a relationship", _delete_relationship, source, target, relationship_type)
+
+    def get_procedures(self, ids: Sequence[str]) -> dict[str, Procedure]:
+        documents = self._read("read procedures", _procedure_documents, list(dict.fromkeys(ids)))
+        return {procedure_id: procedure_from_document(document) for procedure_id, document in documents.items()}
+
+    def load_procedures(self) -> tuple[int, list[Procedure]]:
+        version, documents = self._read("load procedures", _load_procedures)
+        procedures = sorted((procedure_from_document(document) for document in documents), key=lambda p: p.id)
+        return version, procedures
+
+    def delete_procedure(self, procedure_id: str) -> bool:
+        return self._write("delete a procedure", _delete_procedure, procedure_id)
 
     # Bulk read for analysis
 
@@ -1491,3 +1542,46 @@ def _load_events(tx: neo4j.ManagedTransaction) -> tuple[int, list[_EventRecord],
     changes = [(record["node"], record["links"]) for record in tx.run(_ALL_CHANGES)]
     incidents = [(record["node"], record["links"]) for record in tx.run(_ALL_INCIDENTS)]
     return version, changes, incidents
+
+
+def _procedure_documents(tx: neo4j.ManagedTransaction, ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in _chunks(ids, _READ_CHUNK):
+        found.update((record["id"], record["document"]) for record in tx.run(_PROCEDURE_DOCUMENTS, ids=chunk))
+    return found
+
+
+def _load_procedures(tx: neo4j.ManagedTransaction) -> tuple[int, list[str]]:
+    version = _read_version(tx)
+    return version, [record["document"] for record in tx.run(_ALL_PROCEDURES)]
+
+
+def _upsert_procedure_batch(
+    tx: neo4j.ManagedTransaction, procedures: list[Procedure], _repeats: _BatchCounts
+) -> _BatchCounts:
+    stored = _procedure_documents(tx, list(dict.fromkeys(procedure.id for procedure in procedures)))
+    result = WriteResult()
+    dirty = plan_procedure_writes(procedures, stored, result)
+    if dirty:
+        by_id = {procedure.id: procedure for procedure in procedures}
+        rows = [
+            {
+                "id": procedure_id,
+                "title": by_id[procedure_id].title,
+                "level": by_id[procedure_id].level.value,
+                "action": by_id[procedure_id].action.value,
+                "applies_to": list(by_id[procedure_id].applies_to),
+                "document": document,
+            }
+            for procedure_id, document in dirty.items()
+        ]
+        tx.run(_WRITE_PROCEDURES, rows=rows).consume()
+        _bump_version(tx)
+    return _BatchCounts(created=result.procedures_created, updated=result.procedures_updated)
+
+
+def _delete_procedure(tx: neo4j.ManagedTransaction, procedure_id: str) -> bool:
+    deleted = int(tx.run(_DELETE_PROCEDURE, id=procedure_id).single(strict=True)["deleted"])
+    if deleted:
+        _bump_version(tx)
+    return deleted > 0

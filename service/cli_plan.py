@@ -1,0 +1,138 @@
+"""The ``plan`` and ``plan-gaps`` commands: the emergency plan as Markdown, and its upkeep report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from service.analysis.culprits import Symptom
+from service.analysis.plan import PlanGapsOptions
+from service.errors import FaultgraphError
+from service.model import Criticality, parse_time, utc_now
+from service.plan_report import gaps_document, gaps_markdown, plan_document, plan_markdown
+from service.planning import build_emergency_plan, build_plan_gaps, situation_for
+from service.snapshot import SnapshotCache
+
+
+def _open_store(context: click.Context):  # type: ignore[no-untyped-def]
+    # Imported here: service.cli registers these commands, so it imports this module first.
+    from service.cli import _open
+
+    return _open(context, must_exist=True)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}; choose another --output") from exc
+    click.echo(f"wrote {output}", err=True)
+
+
+@click.command("plan")
+@click.option("--at", "ci_ids", multiple=True, metavar="CI_ID", help="CI where the symptom shows; repeatable.")
+@click.option("--since", "started_at", metavar="TIME", help="Onset of the symptom: ISO 8601 with an offset.")
+@click.option("--tag", "tags", multiple=True, help="Symptom tag, such as timeout or slow_response; repeatable.")
+@click.option("--text", help="The symptom in words, compared with the texts of past incidents.")
+@click.option("--incident", "incident_id", metavar="INCIDENT_ID", help="Plan for a stored incident.")
+@click.option("--ci", "ci_id", metavar="CI_ID", help="Plan for a failing CI, from now.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead.")
+@click.pass_context
+def plan_command(
+    context: click.Context,
+    ci_ids: tuple[str, ...],
+    started_at: str | None,
+    tags: tuple[str, ...],
+    text: str | None,
+    incident_id: str | None,
+    ci_id: str | None,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """Print the emergency plan for a symptom (--at and --since), an incident (--incident) or a CI (--ci).
+
+    The plan is Markdown, in the order responders use it: whom to notify,
+    what to check first, what to do at transaction, service and system
+    level, and the tooling notes.
+    """
+    if bool(ci_ids) != bool(started_at):
+        raise click.UsageError("a symptom needs both --at and --since; give both, or use --incident or --ci")
+    if not (ci_ids or incident_id or ci_id):
+        raise click.UsageError("say what the plan is for: --at with --since, --incident, or --ci")
+    store = _open_store(context)
+    try:
+        now = utc_now()
+        symptom = None
+        if ci_ids and started_at:
+            symptom = Symptom(tuple(ci_ids), parse_time(started_at, field_name="--since"), tags, text)
+        snapshot = SnapshotCache(store).snapshot()
+        situation = situation_for(store, snapshot, symptom=symptom, incident_id=incident_id, ci_id=ci_id, now=now)
+        plan, cis = build_emergency_plan(store, snapshot, situation, now)
+    except (ValueError, FaultgraphError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    if as_json:
+        _emit(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", output)
+    else:
+        _emit(plan_markdown(plan, cis), output)
+
+
+@click.command("plan-gaps")
+@click.option("--review-days", type=click.IntRange(min=1), default=365, show_default=True, help="Review period.")
+@click.option("--drill-days", type=click.IntRange(min=1), default=365, show_default=True, help="Drill period.")
+@click.option(
+    "--min-criticality",
+    type=click.Choice([level.value for level in Criticality]),
+    default=Criticality.HIGH.value,
+    show_default=True,
+    help="CIs of this criticality or higher need a procedure.",
+)
+@click.option("--as-of", metavar="TIME", help="ISO 8601 time with an offset; default now.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+@click.option("--fail-on-gaps", is_flag=True, help="Exit with 4 when the report lists any gap.")
+@click.pass_context
+def plan_gaps_command(
+    context: click.Context,
+    review_days: int,
+    drill_days: int,
+    min_criticality: str,
+    as_of: str | None,
+    as_json: bool,
+    fail_on_gaps: bool,
+) -> None:
+    """Report what the emergency plan lacks.
+
+    Important CIs (by criticality, or as providers of critical business
+    services) with no procedure; procedures not reviewed or drilled within the
+    periods; links to CIs that are gone or retired; procedures that changes
+    or incidents name but the plan does not hold.
+    """
+    store = _open_store(context)
+    try:
+        moment = parse_time(as_of, field_name="--as-of") if as_of else utc_now()
+        options = PlanGapsOptions(
+            review_within=timedelta(days=review_days),
+            drill_within=timedelta(days=drill_days),
+            min_criticality=Criticality(min_criticality),
+        )
+        snapshot = SnapshotCache(store).snapshot()
+        gaps, cis = build_plan_gaps(store, snapshot, moment, options)
+    except (ValueError, FaultgraphError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(gaps_document(gaps), indent=2, ensure_ascii=False))
+    else:
+        click.echo(gaps_markdown(gaps, cis), nl=False)
+    if fail_on_gaps and gaps.gap_count:
+        sys.exit(4)
