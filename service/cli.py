@@ -78,9 +78,18 @@ def _open(context: click.Context, *, must_exist: bool = False) -> GraphStore:
         raise click.ClickException(exc.message) from exc
 
 
-def _import(store: GraphStore, format_name: str, paths: list[Path], *, keep_going: bool, batch_size: int) -> ImportReport:
-    click.echo(f"reading {len(paths)} {format_name} file(s)", err=True)
-    batch = importers.read_files(format_name, paths)
+def _import(
+    store: GraphStore,
+    format_name: str,
+    paths: list[Path],
+    *,
+    keep_going: bool,
+    batch_size: int,
+    mapping: Path | None = None,
+) -> ImportReport:
+    click.echo(f"reading {len(paths)} {format_name} path(s)", err=True)
+    options = {} if mapping is None else {"mapping": mapping}
+    batch = importers.read_files(format_name, paths, **options)
     total = len(batch.cis) + len(batch.relationships) + len(batch.changes) + len(batch.incidents) + len(batch.procedures)
     long_import = total >= 20_000
     click.echo(f"validating and writing {total} records", err=True)
@@ -130,7 +139,7 @@ def _print_report(report: ImportReport) -> None:
         )
     if report.skipped:
         skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(report.skipped.items()))
-        click.echo(f"skipped documents of other kinds: {skipped}")
+        click.echo(f"skipped, not imported: {skipped}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     if report.rejected:
@@ -144,19 +153,34 @@ def _print_report(report: ImportReport) -> None:
 @click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--keep-going", is_flag=True, help="Import the valid records and list every rejected one.")
 @click.option("--batch-size", default=5000, show_default=True, help="Records per write batch.")
+@click.option(
+    "--mapping",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="runbook format only: YAML rules that link runbooks to CIs by alert name, path or front matter.",
+)
 @click.pass_context
 def import_command(
-    context: click.Context, format_name: str, paths: tuple[Path, ...], keep_going: bool, batch_size: int
+    context: click.Context,
+    format_name: str,
+    paths: tuple[Path, ...],
+    keep_going: bool,
+    batch_size: int,
+    mapping: Path | None,
 ) -> None:
     """Import source files of one FORMAT; all or nothing unless --keep-going.
 
+    A runbook PATH may be a folder: every Markdown file under it is read.
     Exits with 0 when every record was imported, 1 when the import was
     rejected and nothing was written, and 3 when --keep-going wrote the valid
     records but rejected some.
     """
+    if mapping is not None and format_name != "runbook":
+        raise click.UsageError(f"--mapping applies to the runbook format only, not to {format_name}")
     store = _open(context)
     try:
-        report = _import(store, format_name, list(paths), keep_going=keep_going, batch_size=batch_size)
+        report = _import(
+            store, format_name, list(paths), keep_going=keep_going, batch_size=batch_size, mapping=mapping
+        )
     except ImportRejectedError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)

@@ -111,10 +111,10 @@ def plan_gaps_command(
 ) -> None:
     """Report what the emergency plan lacks.
 
-    Important CIs (by criticality, or as providers of critical business
-    services) with no procedure; procedures not reviewed or drilled within the
-    periods; links to CIs that are gone or retired; procedures that changes
-    or incidents name but the plan does not hold.
+    It lists important CIs (by criticality, or as providers of critical
+    business services) with no procedure, and procedures not reviewed or
+    drilled within the periods. It also lists links to CIs that are gone or
+    retired, and procedures that changes or incidents name but the plan lacks.
     """
     store = _open_store(context)
     try:

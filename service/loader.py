@@ -6,7 +6,7 @@ CIs that are neither in the import nor stored, self-relationships, and
 redundancy groups whose members disagree. It also rejects changes and
 incidents that name CIs, or a causing change, that are neither in the import
 nor stored, and procedures that link to CIs that are neither in the import
-nor stored; a procedure selector that matches no CI is reported as a warning.
+nor stored. A procedure selector that matches no CI gives a warning.
 By default
 an import with any problem writes nothing; with ``keep_going`` the valid
 records are written and every rejected one is listed.

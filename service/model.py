@@ -297,9 +297,9 @@ class Incident:
 class ProcedureLevel(enum.StrEnum):
     """Where in the emergency plan a procedure acts, in the order a plan uses them.
 
-    Responders notify first (communication), restore what the business sees
-    (transaction, then service), then repair the system underneath; tooling
-    notes describe the tools the other procedures use.
+    Responders notify first (communication), restore what customers and staff
+    use (transaction, then service), then repair the system underneath.
+    Tooling notes describe the tools the other procedures use.
     """
 
     COMMUNICATION = "communication"
@@ -429,7 +429,7 @@ class Procedure:
 
 
 def selector_matches_attributes(selector: Selector, ci: CI) -> bool:
-    """Whether the CI meets the selector's type, environment and tag conditions (not ``related_to``)."""
+    """Return whether the CI meets the selector's type, environment and tag conditions (not ``related_to``)."""
     return (
         (selector.type is None or ci.type == selector.type)
         and (selector.environment is None or ci.environment == selector.environment)

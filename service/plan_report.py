@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from service.analysis.plan import EmergencyPlan, PlanAction, PlanGaps
+from datetime import datetime
+
+from service.analysis.plan import EmergencyPlan, PlanAction, PlanGaps, PlanGapsOptions, staleness
 from service.model import CI, Contact, Procedure, ProcedureLevel, format_time
 from service.records import procedure_to_record
 
@@ -48,8 +50,15 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join([lines[0], *(prefix + line if line.strip() else "" for line in lines[1:])])
 
 
-def procedure_lines(procedure: Procedure, heading: str = "####", checkbox: bool = False) -> list[str]:
-    """Return the Markdown lines of one procedure: heading, facts, steps, contacts and escalation."""
+def procedure_lines(
+    procedure: Procedure, heading: str = "####", checkbox: bool = False, as_of: datetime | None = None
+) -> list[str]:
+    """Return the Markdown lines of one procedure: heading, facts, steps, contacts and escalation.
+
+    With ``as_of``, a procedure overdue for review or drill (by the default
+    periods of the upkeep report) gets a caution line, because its steps may
+    be out of date.
+    """
     facts = [procedure.level.value, procedure.action.value.replace("_", " ")]
     if procedure.expected_minutes is not None:
         facts.append(f"about {procedure.expected_minutes} min")
@@ -59,6 +68,9 @@ def procedure_lines(procedure: Procedure, heading: str = "####", checkbox: bool 
         facts.append(f"owner {procedure.owner}")
     box = "[ ] " if checkbox else ""
     lines = [f"{heading} {box}{procedure.id}: {procedure.title}", "", f"*{', '.join(facts)}*", ""]
+    overdue = staleness(procedure, as_of, PlanGapsOptions()) if as_of is not None else []
+    if overdue:
+        lines += [f"Caution: {'; '.join(overdue)}. Check the steps before you follow them.", ""]
     if procedure.description:
         lines += [procedure.description.strip(), ""]
     for number, step in enumerate(procedure.steps, start=1):
@@ -78,8 +90,8 @@ def procedure_lines(procedure: Procedure, heading: str = "####", checkbox: bool 
     return lines
 
 
-def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool) -> list[str]:
-    lines = procedure_lines(action.procedure, checkbox=checkbox)
+def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool, as_of: datetime) -> list[str]:
+    lines = procedure_lines(action.procedure, checkbox=checkbox, as_of=as_of)
     # After the heading, its blank line and the facts line.
     lines[3:3] = ["", f"Applies here to {_names(list(action.ci_ids), cis)}. Why: {'; '.join(action.reasons[:3])}"]
     return lines
@@ -111,7 +123,7 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         lines.append("- No impacted CI records an owner; find the owners and add them to the CMDB.")
     lines.append("")
     for action in plan.communication:
-        lines += _action_lines(action, cis, checkbox=True)
+        lines += _action_lines(action, cis, checkbox=True, as_of=plan.generated_at)
 
     lines += ["## 2. Check first", ""]
     if not plan.check_first:
@@ -136,12 +148,12 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         if actions:
             lines += [f"### {_LEVEL_HEADINGS[level]}", ""]
             for action in actions:
-                lines += _action_lines(action, cis, checkbox=True)
+                lines += _action_lines(action, cis, checkbox=True, as_of=plan.generated_at)
 
     if plan.tooling:
         lines += ["## 4. Tooling notes", ""]
         for action in plan.tooling:
-            lines += _action_lines(action, cis, checkbox=False)
+            lines += _action_lines(action, cis, checkbox=False, as_of=plan.generated_at)
 
     if plan.uncovered:
         lines += ["## Not covered by the plan", ""]

@@ -1,8 +1,8 @@
 """Emergency plans and plan upkeep on a store: the part that the GraphQL API and the CLI share.
 
-The analysis itself is pure (``service.analysis.plan``); this module turns a
-request (a symptom, an incident id or a CI id) into a ``Situation``, reads the
-CI records the plan names, and checks the input with errors that name the
+The analysis itself is pure (``service.analysis.plan``). This module turns a
+request (a symptom, an incident id or a CI id) into a ``Situation`` and reads
+the CI records the plan names. It checks the input with errors that name the
 field and the fix.
 """
 
@@ -84,7 +84,7 @@ def situation_for(
     elif incident is not None:
         started_at, tags, text = incident.started_at, incident.symptom_tags, incident.symptom_text
     else:
-        started_at, tags, text = now, (), None
+        started_at, tags, text = now.replace(microsecond=0), (), None
     if symptom is not None and incident is not None:
         tags = tags or incident.symptom_tags
         text = text or incident.symptom_text

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 CALL_CENTER = ROOT / "examples" / "call-center" / "cmdb.yaml"
 
@@ -27,21 +29,6 @@ relationships:
   - {source: web, target: app, type: DEPENDS_ON, strength: soft}
   - {source: app, target: shop, type: PART_OF}
 """
-
-
-def run_cli(*args: str, db: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "FAULTGRAPH_DB": str(db), "FAULTGRAPH_STORE": "embedded"}
-    result = subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=ROOT,
-        timeout=120,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from service.cli import EXAMPLES
 from tests.conftest import TEST_DATA
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CALL_CENTER = ROOT / "examples" / "call-center" / "cmdb.yaml"
 CHANGES = TEST_DATA / "events" / "call-center-changes.yaml"
-
-
-def run_cli(*args: str, db: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "FAULTGRAPH_DB": str(db), "FAULTGRAPH_STORE": "embedded"}
-    result = subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=ROOT,
-        timeout=120,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.errors import PartialWriteError
-from service.model import CI, Change, ChangeKind, ChangeStatus, Incident, IncidentStatus, Severity
+from service.model import (
+    CI,
+    Change,
+    ChangeKind,
+    ChangeStatus,
+    Incident,
+    IncidentStatus,
+    Procedure,
+    ProcedureAction,
+    ProcedureLevel,
+    Severity,
+    Step,
+)
 from service.store.base import ChangeFilter, IncidentFilter
 from service.store.neo4j import Neo4jStore
 from tests.conftest import in_ci
@@ -78,7 +90,13 @@ def test_write_events_stopped_server_raises_partial_write(server: Neo4jServer) -
     assert (progress.changes_written, progress.changes_not_written) == (100, 200)
     assert (progress.incidents_written, progress.incidents_not_written) == (0, 50)
     assert progress.failed_batches == ["change batch 2 (changes 101-200)"]
-    assert raised.value.extensions()["notWritten"] == {"cis": 0, "relationships": 0, "changes": 200, "incidents": 50}
+    assert raised.value.extensions()["notWritten"] == {
+        "cis": 0,
+        "relationships": 0,
+        "changes": 200,
+        "incidents": 50,
+        "procedures": 0,
+    }
     server.start()
     assert store.list_changes(ChangeFilter(), 0, None).total_count == 100
 
@@ -89,4 +107,41 @@ def test_write_events_stopped_server_raises_partial_write(server: Neo4jServer) -
     assert result.incidents_created == 50
     assert store.list_incidents(IncidentFilter(caused_by_change="CHG-042"), 10, None).total_count == 1
     assert store.write(cis, [], changes=changes, incidents=incidents, batch_size=100).changed is False
+    store.close()
+
+
+def test_write_procedures_stopped_server_completes_on_retry(server: Neo4jServer) -> None:
+    store = Neo4jStore(server.uri, server.user, server.password or "", max_retry_time=1.0)
+    cis = [CI(id="crm-db", name="CRM DB", type="database")]
+    procedures = [
+        Procedure(
+            id=f"PROC-{number:03d}",
+            title=f"Procedure {number}",
+            level=ProcedureLevel.SYSTEM,
+            action=ProcedureAction.RESTART,
+            steps=(Step(f"Step of procedure {number}."),),
+            applies_to=("crm-db",),
+        )
+        for number in range(250)
+    ]
+
+    def stop_after_first_procedure_batch(done: int, total: int) -> None:
+        if done == len(cis) + 100:
+            server.stop()
+
+    with pytest.raises(PartialWriteError, match=r"100 procedures were written in whole batches") as raised:
+        store.write(cis, [], procedures=procedures, batch_size=100, progress=stop_after_first_procedure_batch)
+
+    progress = raised.value.progress
+    assert (progress.procedures_written, progress.procedures_not_written) == (100, 150)
+    assert progress.failed_batches == ["procedure batch 2 (procedures 101-200)"]
+    assert raised.value.extensions()["written"]["procedures"] == 100
+    server.start()
+    assert len(store.load_procedures()[1]) == 100
+
+    result = store.write(cis, [], procedures=procedures, batch_size=100)
+
+    assert (result.procedures_created, result.procedures_unchanged) == (150, 100)
+    assert [procedure.id for procedure in store.load_procedures()[1]] == [procedure.id for procedure in procedures]
+    assert store.write(cis, [], procedures=procedures, batch_size=100).changed is False
     store.close()

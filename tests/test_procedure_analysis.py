@@ -372,3 +372,31 @@ def test_plan_gaps_lists_procedures_named_but_missing(tmp_path: Path) -> None:
         ("CHG-7", "rollback_procedure", "P-ROLLBACK-DB"),
         ("INC-1", "resolved_with", "P-GONE"),
     ]
+
+
+def test_plan_gaps_lists_link_to_expired_ci(tmp_path: Path) -> None:
+    expired = CI(id="old-sbc", name="Old SBC", type="sbc", valid_until=NOW - timedelta(days=1))
+    store = EmbeddedStore(tmp_path / "expired.db")
+    store.write([*CIS, expired], RELATIONSHIPS, procedures=[procedure("P-SBC", applies_to=("old-sbc",))])
+    snapshot = SnapshotCache(store).snapshot()
+
+    gaps = plan_gaps(snapshot.topology, [*CIS, expired], snapshot.plan, snapshot.events, NOW)
+
+    assert [link.reason for link in gaps.broken_links] == [
+        "linked CI old-sbc stopped being valid at 2026-12-03T12:00:00Z; relink or remove it"
+    ]
+
+
+def test_emergency_plan_merges_owner_of_business_and_other_cis(tmp_path: Path) -> None:
+    shared_owner = [ci if ci.id != "crm" else CI(id="crm", name="CRM", type="application", owner="cc-ops") for ci in CIS]
+    store = EmbeddedStore(tmp_path / "owners.db")
+    store.write(shared_owner, RELATIONSHIPS)
+    snapshot = SnapshotCache(store).snapshot()
+    situation = Situation(("crm",), ONSET)
+    report, impacted, business = plan_scope(snapshot.topology, situation, snapshot.events, snapshot.statuses)
+
+    plan = emergency_plan(situation, report, impacted, business, {ci.id: ci for ci in shared_owner}, snapshot.plan, NOW)
+
+    assert [(n.owner, n.business) for n in plan.notify][0] == ("cc-ops", True)
+    assert set(plan.notify[0].ci_ids) == {"inbound", "call-handling", "crm"}
+    assert [n.owner for n in plan.notify].count("cc-ops") == 1

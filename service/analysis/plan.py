@@ -38,6 +38,7 @@ from service.model import (
     Incident,
     Procedure,
     ProcedureLevel,
+    Risk,
     Selector,
     Status,
     selector_matches_attributes,
@@ -47,6 +48,9 @@ ACTION_LEVELS = (ProcedureLevel.TRANSACTION, ProcedureLevel.SERVICE, ProcedureLe
 """The levels of the "what to do" part, in the order a plan uses them."""
 
 CRITICALITY_RANK = {Criticality.CRITICAL: 0, Criticality.HIGH: 1, Criticality.MEDIUM: 2, Criticality.LOW: 3}
+
+# A procedure without a stated risk ranks as a medium-risk one.
+RISK_RANK = {Risk.LOW: 0, None: 1, Risk.MEDIUM: 1, Risk.HIGH: 2, Risk.CRITICAL: 3}
 
 
 def culprit_procedures(plan: ProcedureIndex, ci: CI, changes: Sequence[Change]) -> list[AppliedProcedure]:
@@ -77,9 +81,9 @@ def culprit_procedures(plan: ProcedureIndex, ci: CI, changes: Sequence[Change]) 
 
 @dataclass(frozen=True)
 class Situation:
-    """What the plan is for: the observed CIs, since when, and how it shows.
+    """The situation a plan is for: the observed CIs, the onset, and how the symptom shows.
 
-    ``incident`` is the incident the plan was asked for, if any.
+    ``incident`` is the incident named in the request, if any.
     """
 
     observed: tuple[str, ...]
@@ -192,8 +196,8 @@ def emergency_plan(
 ) -> EmergencyPlan:
     """Build the emergency plan from ``plan_scope``'s results.
 
-    ``cis`` holds the records of the impacted CIs, the business services and
-    the culprits; a CI missing from it (deleted meanwhile) is left out.
+    ``cis`` contains the records of the impacted CIs, the business services
+    and the culprits. A CI missing from it (deleted meanwhile) is left out.
     """
     culprits = report.culprits
     rank_of = {culprit.ci_id: culprit.rank for culprit in culprits}
@@ -227,13 +231,20 @@ def emergency_plan(
             culprit_rank=min(ranks) if ranks else None,
         )
 
-    def order(item: PlanAction) -> tuple[int, int, int, int, str]:
+    def order(item: PlanAction) -> tuple[int, int, bool, int, float, int, int, str]:
+        # Within a level and culprit: the rollback of a suspect change, then the
+        # least risky and quickest procedures, so that responders try the least
+        # invasive remedy before a failover or a restore.
+        procedure = item.procedure
         return (
-            LEVEL_ORDER[item.procedure.level],
+            LEVEL_ORDER[procedure.level],
             item.culprit_rank if item.culprit_rank is not None else len(culprits) + 1,
-            -specificity[item.procedure.id],
+            specificity[procedure.id] < ROLLBACK_SPECIFICITY,
+            RISK_RANK[procedure.risk],
+            procedure.expected_minutes if procedure.expected_minutes is not None else float("inf"),
+            -specificity[procedure.id],
             -len(item.ci_ids),
-            item.procedure.id,
+            procedure.id,
         )
 
     all_actions = sorted((action(procedure_id) for procedure_id in procedures), key=order)
@@ -370,7 +381,7 @@ def plan_gaps(
     procedures = sorted(plan.procedures.values(), key=lambda p: p.id)
     stale = []
     for procedure in procedures:
-        reasons = _staleness(procedure, now, options)
+        reasons = staleness(procedure, now, options)
         if reasons:
             stale.append(StaleProcedure(procedure, tuple(reasons)))
     live = _LiveCIs([ci for ci in cis if _gone(ci, now) is None])
@@ -432,7 +443,8 @@ def _important_cis(
     return {ci_id: found for ci_id, found in sorted(reasons.items())}
 
 
-def _staleness(procedure: Procedure, now: datetime, options: PlanGapsOptions) -> list[str]:
+def staleness(procedure: Procedure, now: datetime, options: PlanGapsOptions) -> list[str]:
+    """Return why a procedure is overdue for review or drill at ``now``, empty when it is not."""
     reasons = []
     for stamp, verb, limit in (
         (procedure.last_reviewed, "reviewed", options.review_within),

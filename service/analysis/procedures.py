@@ -2,10 +2,10 @@
 
 A procedure applies to a CI that it names in ``applies_to`` and to every CI
 that one of its selectors picks. A selector's type, environment and tag
-conditions are read from the CI itself; its ``related_to`` condition ("every
-CI that RUNS_ON cluster-1") is resolved once per snapshot on the topology, as
-the set of CIs that are the source of such a relationship to the anchor CI
-(or reach it through a chain of them, when the selector is transitive).
+conditions are read from the CI itself. Its ``related_to`` condition ("every
+CI that RUNS_ON cluster-1") is resolved once per snapshot on the topology: it
+is the set of CIs that are the source of such a relationship to the anchor
+CI, or that reach it through a chain of them when the selector is transitive.
 
 Procedures that apply are ordered most specific first: a direct link, then
 selectors by the number of conditions they set (a relationship counts two),

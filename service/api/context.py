@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from service.config import Settings
 from service.model import CI, Change, Incident
-from service.snapshot import SnapshotCache
+from service.snapshot import Snapshot, SnapshotCache
 from service.store.base import ChangeFilter, GraphStore, IncidentFilter
 
 T = TypeVar("T")
@@ -81,6 +81,7 @@ class RequestContext:
     changes_of_ci_loader: DataLoader[ChangesOfCIKey, list[Change]] = field(init=False)
     incidents_of_ci_loader: DataLoader[str, list[Incident]] = field(init=False)
     incidents_of_change_loader: DataLoader[str, list[Incident]] = field(init=False)
+    _snapshot: Snapshot | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         store = self.services.store
@@ -138,3 +139,14 @@ class RequestContext:
     @property
     def store(self) -> GraphStore:
         return self.services.store
+
+    async def snapshot(self) -> Snapshot:
+        """Return the snapshot of this request, checking the store's version once per request.
+
+        Fields resolved for many entries (the procedures of a thousand
+        blast-radius entries) then read one snapshot instead of querying the
+        version a thousand times.
+        """
+        if self._snapshot is None:
+            self._snapshot = await run_blocking(self.services.snapshots.snapshot)
+        return self._snapshot

@@ -17,7 +17,7 @@ from service.api.types import CI, load_existing_cis
 from service.errors import InvalidInputError
 from service.model import CI as CIModel
 from service.model import Contact as ContactModel
-from service.model import Criticality, utc_now
+from service.model import Criticality, ProcedureAction, ProcedureLevel, utc_now
 from service.model import Procedure as ProcedureModel
 from service.plan_report import gaps_markdown, plan_markdown
 from service.planning import build_emergency_plan, build_plan_gaps, situation_for
@@ -168,7 +168,7 @@ class AppliedProcedure:
 
 
 async def procedures_of(info: Info[RequestContext, None], ci: CIModel) -> list[AppliedProcedure]:
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     return [AppliedProcedure.from_model(applied) for applied in snapshot.plan.applicable(ci)]
 
 
@@ -176,7 +176,7 @@ async def culprit_procedures(info: Info[RequestContext, None], culprit: Culprit)
     ci = await info.context.ci_loader.load(culprit.model.ci_id)
     if ci is None:
         return []
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     found = analysis.culprit_procedures(snapshot.plan, ci, culprit.model.changes)
     return [AppliedProcedure.from_model(applied) for applied in found]
 
@@ -196,13 +196,13 @@ def _search_text(procedure: ProcedureModel) -> str:
 
 
 async def resolve_procedure(info: Info[RequestContext, None], id: strawberry.ID) -> Procedure | None:
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     procedure = snapshot.plan.procedures.get(str(id))
     return None if procedure is None else Procedure.from_model(procedure)
 
 
 async def resolve_procedures(info: Info[RequestContext, None], filter: ProcedureFilter | None) -> list[Procedure]:
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     procedures = sorted(snapshot.plan.procedures.values(), key=lambda procedure: procedure.id)
     if filter is None:
         return [Procedure.from_model(procedure) for procedure in procedures]
@@ -210,6 +210,14 @@ async def resolve_procedures(info: Info[RequestContext, None], filter: Procedure
         ci = await info.context.ci_loader.load(str(filter.ci_id))
         applying = {applied.procedure.id for applied in snapshot.plan.applicable(ci)} if ci else set()
         procedures = [procedure for procedure in procedures if procedure.id in applying]
+    for name, value, allowed in (
+        ("level", filter.level, [level.value for level in ProcedureLevel]),
+        ("action", filter.action, [action.value for action in ProcedureAction]),
+    ):
+        if value is not None and value not in allowed:
+            raise InvalidInputError(
+                f"filter.{name} {value!r} is not allowed; use one of {', '.join(allowed)}", field=f"filter.{name}"
+            )
     if filter.level is not None:
         procedures = [procedure for procedure in procedures if procedure.level.value == filter.level]
     if filter.action is not None:
@@ -315,7 +323,7 @@ async def resolve_emergency_plan(
             tuple(str(item) for item in symptom.ci_ids), symptom.started_at, tuple(symptom.tags or ()), symptom.text
         )
     store = info.context.store
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     now = utc_now()
     situation = await run_blocking(
         lambda: situation_for(
@@ -424,7 +432,7 @@ async def resolve_plan_gaps(
         min_criticality=criticality,
     )
     store = info.context.store
-    snapshot = await run_blocking(info.context.services.snapshots.snapshot)
+    snapshot = await info.context.snapshot()
     gaps, cis = await run_blocking(build_plan_gaps, store, snapshot, as_of or utc_now(), options)
     return PlanGaps(
         as_of=gaps.as_of,

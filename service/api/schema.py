@@ -510,8 +510,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Import the text of a source file in a supported format (bundle, kubernetes); "
-            "filename only names the source in messages."
+            "Import the text of a source file in a supported format (bundle, kubernetes, runbook); "
+            "filename only names the source in messages. mapping is the text of a runbook mapping file."
         )
     )
     async def import_file(
@@ -521,18 +521,32 @@ class Mutation:
         content: str,
         filename: str = "upload",
         keep_going: bool = False,
+        mapping: str | None = None,
     ) -> ImportReport:
         if format not in importers.FORMATS:
             raise InvalidInputError(
                 f"format {format!r} is unknown; use one of {', '.join(importers.FORMATS)}", field="format"
             )
-        suffix = Path(filename).suffix or ".yaml"
+        if mapping is not None and format != "runbook":
+            raise InvalidInputError(
+                f"mapping applies to the runbook format only, not to {format}; leave it out", field="mapping"
+            )
         with tempfile.TemporaryDirectory(prefix="faultgraph-import-") as directory:
-            path = Path(directory) / f"upload{suffix}"
+            # The file keeps the caller's name: a runbook's default id is its file name.
+            path = Path(directory) / (Path(filename).name or "upload")
+            if not path.suffix:
+                path = path.with_suffix(".md" if format == "runbook" else ".yaml")
             path.write_text(content, encoding="utf-8")
-            batch = importers.read_files(format, [path])
-        # Messages must name the caller's file, not the temporary copy.
+            options = {}
+            if mapping is not None:
+                mapping_path = Path(directory) / "mapping.yaml"
+                mapping_path.write_text(mapping, encoding="utf-8")
+                options["mapping"] = mapping_path
+            batch = importers.read_files(format, [path], **options)
+        # Messages must name the caller's files, not the temporary copies.
         batch.rename_source(str(path), filename)
+        if mapping is not None:
+            batch.rename_source(str(mapping_path), "mapping")
         return await _run_import(info, batch, keep_going)
 
 
