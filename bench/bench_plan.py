@@ -11,7 +11,8 @@ in memory as there) and writes a generated plan into the copy:
   transitive.
 
 Then it times the snapshot's ``ProcedureIndex`` build, ``applicable`` for
-random CIs, the procedures of the first 1,000 entries of a blast radius,
+random CIs, the procedures of the first 1,000 entries of the blast radius of
+a random host (records read from the store included),
 one emergency plan end to end (culprits, blast radius, CI records, the
 plan and its Markdown) for symptoms on 1 to 3 random services, and the
 plan-gaps report end to end (every CI read from the store).
@@ -155,8 +156,10 @@ def run(queries: int, seed: int) -> dict[str, Any]:
 
     type_of = np.array(topology.type_names)[topology.node_type]
     services = np.flatnonzero(np.isin(type_of, ["service", "application"]))
+    # Hosts: their blast radius fills the 1,000 listed entries.
+    hosts = np.flatnonzero(type_of == "host")
     radius_seconds, radius_entries = [], []
-    for node in rng.choice(services, size=queries, replace=False).tolist():
+    for node in rng.choice(hosts, size=min(queries, len(hosts)), replace=False).tolist():
         radius = blast_radius(topology, [topology.ids[node]], BlastRadiusOptions(limit=RADIUS_ENTRIES))
 
         def procedures_of_entries() -> int:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from datetime import datetime
 
-from service.analysis.plan import EmergencyPlan, PlanAction, PlanGaps, PlanGapsOptions, staleness
+from service.analysis.plan import FOCUS_LIMIT, OWNER_LIMIT, EmergencyPlan, PlanAction, PlanGaps, PlanGapsOptions, staleness
 from service.model import CI, Contact, Procedure, ProcedureLevel, format_time
 from service.records import procedure_to_record
 
@@ -108,13 +108,19 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         f"Situation: {situation.describe()}.",
         f"Generated {format_time(plan.generated_at.replace(microsecond=0))} by faultgraph.",
         "",
-        f"Impact: {len(plan.impacted)} CIs ({counted or 'none'}).",
+        f"Impact: {len(plan.impacted):,} CIs ({counted or 'none'}).",
     ]
     if plan.business_services:
         lines.append(f"Business services and transactions hit: {_names(plan.business_services, cis, 10)}.")
     lines.append("")
 
     lines += ["## 1. Notify", ""]
+    if len(plan.impacted) > OWNER_LIMIT:
+        lines += [
+            f"Owners of the {OWNER_LIMIT:,} most affected of {len(plan.impacted):,} impacted CIs; "
+            "blastRadius lists them all.",
+            "",
+        ]
     if plan.notify:
         for notification in plan.notify:
             role = "owner of business services" if notification.business else "owner of impacted CIs"
@@ -141,6 +147,12 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         lines.append("")
 
     lines += ["## 3. Act", ""]
+    if len(plan.impacted) > FOCUS_LIMIT:
+        lines += [
+            f"For the likely culprits, the business services and transactions hit, and the {FOCUS_LIMIT} most "
+            f"affected of {len(plan.impacted):,} impacted CIs.",
+            "",
+        ]
     if not plan.actions:
         lines += ["No procedure of the plan applies to these CIs; see the gaps below.", ""]
     for level in _LEVEL_HEADINGS:

@@ -60,7 +60,7 @@ from service.analysis.events import (
     require_utc,
     was_made,
 )
-from service.analysis.topology import Topology
+from service.analysis.topology import Topology, edge_positions
 from service.model import Change, ChangeStatus, Incident, Risk, Status
 
 EXPLAINS_WEIGHT = 2.0
@@ -287,17 +287,6 @@ def _present_edges(topology: Topology, onset: datetime) -> np.ndarray | None:
     return present & node_valid[topology.provider] & node_valid[topology.consumer]
 
 
-def _positions(indptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """Return the CSR positions of every edge of the given nodes."""
-    starts = indptr[nodes]
-    counts = indptr[nodes + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.cumsum(counts) - counts
-    return np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class _Upstream:
     """The candidates of one query: per CI, how many observed CIs it explains and how far it is.
@@ -351,7 +340,7 @@ def _upstream_distances(
     frontier = np.array([source], dtype=np.int64)
     depth = 0
     while len(frontier) and (max_depth is None or depth < max_depth):
-        positions = _positions(topology.reverse_indptr, frontier)
+        positions = edge_positions(topology.reverse_indptr, frontier)
         if reverse_usable is not None:
             positions = positions[reverse_usable[positions]]
         providers = topology.reverse_provider[positions]
@@ -377,7 +366,7 @@ def _has_unhealthy_upstream(
     marked = np.zeros(topology.node_count, dtype=bool)
     frontier = np.flatnonzero(unhealthy)
     while len(frontier):
-        positions = _positions(topology.indptr, frontier)
+        positions = edge_positions(topology.indptr, frontier)
         if present is not None:
             positions = positions[present[positions]]
         consumers = topology.consumer[positions]
@@ -574,7 +563,7 @@ def _nearest_unhealthy_provider(scene: _Scene, node: int) -> tuple[int, int] | N
     frontier = np.array([node], dtype=np.int64)
     depth = 0
     while len(frontier):
-        positions = _positions(topology.reverse_indptr, frontier)
+        positions = edge_positions(topology.reverse_indptr, frontier)
         if reverse_usable is not None:
             positions = positions[reverse_usable[positions]]
         providers = np.unique(topology.reverse_provider[positions])

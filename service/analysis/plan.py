@@ -45,6 +45,12 @@ from service.model import (
 )
 
 ACTION_LEVELS = (ProcedureLevel.TRANSACTION, ProcedureLevel.SERVICE, ProcedureLevel.SYSTEM)
+
+FOCUS_LIMIT = 50
+"""How many of the most affected impacted CIs the actions of a plan cover, besides culprits and business CIs."""
+
+OWNER_LIMIT = 1000
+"""How many of the most affected impacted CIs a plan reads the owners of, to notify them."""
 """The levels of the "what to do" part, in the order a plan uses them."""
 
 CRITICALITY_RANK = {Criticality.CRITICAL: 0, Criticality.HIGH: 1, Criticality.MEDIUM: 2, Criticality.LOW: 3}
@@ -173,8 +179,9 @@ def plan_scope(
     business: set[int] = set()
     if failed:
         radius = blast_radius(topology, failed, BlastRadiusOptions(limit=None, as_of=situation.started_at))
+        names = {impact.value: impact.name for impact in Impact}
         impacted += [
-            ImpactedEntry(topology.ids[node], Impact(level).name, int(distance))
+            ImpactedEntry(topology.ids[node], names[level], distance)
             for node, level, distance in zip(
                 radius.impacted.tolist(), radius.impact.tolist(), radius.distance.tolist(), strict=True
             )
@@ -193,15 +200,21 @@ def emergency_plan(
     cis: Mapping[str, CI],
     plan: ProcedureIndex,
     now: datetime,
+    focus: int = FOCUS_LIMIT,
 ) -> EmergencyPlan:
     """Build the emergency plan from ``plan_scope``'s results.
 
-    ``cis`` contains the records of the impacted CIs, the business services
-    and the culprits. A CI missing from it (deleted meanwhile) is left out.
+    The actions cover the culprits, the business services and transactions
+    hit, and the ``focus`` most affected impacted CIs (the observed ones
+    first): a plan with the procedures of every CI of a radius of fifty
+    thousand would bury the few that matter. ``cis`` contains the records of
+    the CIs to cover and of the impacted CIs whose owners to notify. A CI
+    missing from it is left out.
     """
     culprits = report.culprits
     rank_of = {culprit.ci_id: culprit.rank for culprit in culprits}
-    concerned = list(dict.fromkeys([*(c.ci_id for c in culprits), *(e.ci_id for e in impacted), *business_services]))
+    focused = [entry.ci_id for entry in impacted[:focus]]
+    concerned = list(dict.fromkeys([*(c.ci_id for c in culprits), *focused, *business_services]))
 
     collected: dict[str, dict[str, list[str]]] = defaultdict(dict)
     procedures: dict[str, Procedure] = {}
@@ -248,7 +261,7 @@ def emergency_plan(
         )
 
     all_actions = sorted((action(procedure_id) for procedure_id in procedures), key=order)
-    impacted_ids = {entry.ci_id for entry in impacted} | set(business_services)
+    impacted_ids = set(focused) | set(business_services)
     return EmergencyPlan(
         situation=situation,
         generated_at=now,
@@ -372,11 +385,11 @@ def plan_gaps(
     """Report what the plan lacks. ``cis`` is every stored CI."""
     options = options or PlanGapsOptions()
     by_id = {ci.id: ci for ci in cis}
-    important = _important_cis(topology, cis, options.min_criticality, now)
+    important = _ImportantCIs(topology, cis, options.min_criticality, now)
     uncovered = [
-        UncoveredCI(ci_id, tuple(reasons))
-        for ci_id, reasons in important.items()
-        if not plan.applicable(by_id[ci_id])
+        UncoveredCI(ci_id, tuple(important.reasons(by_id[ci_id])))
+        for ci_id in important.ids
+        if not plan.covers(by_id[ci_id])
     ]
     procedures = sorted(plan.procedures.values(), key=lambda p: p.id)
     stale = []
@@ -395,7 +408,7 @@ def plan_gaps(
         broken_links=broken,
         missing_procedures=missing,
         procedure_count=len(procedures),
-        important_count=len(important),
+        important_count=len(important.ids),
     )
 
 
@@ -410,37 +423,48 @@ def _gone(ci: CI | None, now: datetime) -> str | None:
     return None
 
 
-def _important_cis(
-    topology: Topology, cis: Sequence[CI], min_criticality: Criticality, now: datetime
-) -> dict[str, list[str]]:
-    """Return the CIs that need a procedure, in id order, each with why.
+class _ImportantCIs:
+    """The CIs that need a procedure, in id order, and why each one does.
 
     A CI needs one when its own criticality is at least ``min_criticality``,
     when it is a business service or transaction of that criticality, or when
     it is a provider (directly or through others) of such a business CI. CIs
-    that are retired or no longer valid are left out.
+    that are retired or no longer valid are left out. The reasons are worked
+    out only for the CIs that a report lists.
     """
-    threshold = CRITICALITY_RANK[min_criticality]
 
-    def serious(ci: CI) -> bool:
-        return ci.criticality is not None and CRITICALITY_RANK[ci.criticality] <= threshold
+    def __init__(self, topology: Topology, cis: Sequence[CI], min_criticality: Criticality, now: datetime) -> None:
+        threshold = CRITICALITY_RANK[min_criticality]
+        self._topology = topology
+        self._serious = {
+            ci.id for ci in cis if ci.criticality is not None and CRITICALITY_RANK[ci.criticality] <= threshold
+        }
+        live = [ci for ci in cis if _gone(ci, now) is None]
+        # Providers of a serious business CI: walk the impact edges backwards from it.
+        reverse = topology.impact_graph.matrix.T.tocsr()
+        self._carried: list[tuple[CI, np.ndarray]] = []
+        carried_any = np.zeros(topology.node_count, dtype=bool)
+        for ci in sorted(live, key=lambda item: item.id):
+            if not (ci.is_business and ci.id in self._serious) or ci.id not in topology.index:
+                continue
+            node = topology.index[ci.id]
+            mask = np.zeros(topology.node_count, dtype=bool)
+            mask[breadth_first_order(reverse, node, directed=True, return_predecessors=False)] = True
+            mask[node] = False
+            self._carried.append((ci, mask))
+            carried_any |= mask
+        self.ids = sorted(
+            ci.id
+            for ci in live
+            if ci.id in self._serious or (ci.id in topology.index and carried_any[topology.index[ci.id]])
+        )
 
-    reasons: dict[str, list[str]] = defaultdict(list)
-    live = {ci.id: ci for ci in cis if _gone(ci, now) is None}
-    for ci in live.values():
-        if serious(ci):
-            reasons[ci.id].append(f"criticality {ci.criticality.value}")  # type: ignore[union-attr]
-    # Providers of a serious business CI: walk the impact edges backwards from it.
-    reverse = topology.impact_graph.matrix.T.tocsr()
-    for ci in sorted(live.values(), key=lambda item: item.id):
-        if not (ci.is_business and serious(ci)) or ci.id not in topology.index:
-            continue
-        order = breadth_first_order(reverse, topology.index[ci.id], directed=True, return_predecessors=False)
-        for node in np.asarray(order).tolist():
-            provider = topology.ids[node]
-            if provider != ci.id and provider in live:
-                reasons[provider].append(f"carries {ci.type.replace('_', ' ')} {ci.id}")
-    return {ci_id: found for ci_id, found in sorted(reasons.items())}
+    def reasons(self, ci: CI) -> list[str]:
+        found = [f"criticality {ci.criticality.value}"] if ci.id in self._serious and ci.criticality else []
+        node = self._topology.index.get(ci.id)
+        if node is not None:
+            found += [f"carries {business.type.replace('_', ' ')} {business.id}" for business, mask in self._carried if mask[node]]
+        return found
 
 
 def staleness(procedure: Procedure, now: datetime, options: PlanGapsOptions) -> list[str]:
@@ -468,14 +492,25 @@ class _LiveCIs:
         self.by_type: dict[str, list[CI]] = defaultdict(list)
         self.by_environment: dict[str, list[CI]] = defaultdict(list)
         self.by_tag: dict[str, list[CI]] = defaultdict(list)
+        self.type_environments: set[tuple[str, str]] = set()
+        self.type_tags: set[tuple[str, str]] = set()
         for ci in cis:
             self.by_type[ci.type].append(ci)
+            if ci.environment is not None:
+                self.type_environments.add((ci.type, ci.environment))
+            self.type_tags.update((ci.type, tag) for tag in ci.tags)
             if ci.environment is not None:
                 self.by_environment[ci.environment].append(ci)
             for tag in dict.fromkeys(ci.tags):
                 self.by_tag[tag].append(ci)
 
     def candidates(self, selector: Selector) -> list[CI]:
+        # No CI has this type together with this environment or tag: nothing to compare.
+        if selector.type is not None and (
+            (selector.environment is not None and (selector.type, selector.environment) not in self.type_environments)
+            or any((selector.type, tag) not in self.type_tags for tag in selector.tags)
+        ):
+            return []
         if selector.type is not None:
             return self.by_type.get(selector.type, [])
         if selector.environment is not None:

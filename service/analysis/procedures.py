@@ -16,12 +16,12 @@ every reason it applies, the most specific first.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from service.analysis.topology import RELATIONSHIP_TYPES, Topology
+from service.analysis.topology import RELATIONSHIP_TYPES, Topology, edge_positions
 from service.model import CI, Procedure, ProcedureLevel, RelatedTo, Selector, selector_matches_attributes
 
 DIRECT_SPECIFICITY = 100
@@ -50,27 +50,40 @@ class AppliedProcedure:
         return (-self.specificity, LEVEL_ORDER[self.procedure.level], self.procedure.id)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """A selector of a procedure, with its specificity and reason computed once per snapshot."""
+
+    procedure: Procedure
+    selector: Selector
+    specificity: int
+    reason: str
+
+
 class ProcedureIndex:
     """The procedures of one snapshot, indexed to find those that apply to a CI quickly.
 
     Attribute-only selectors are filed under one of their conditions (type,
     then environment, then first tag), so a CI is compared only with the
-    selectors that could match it.
+    selectors that could match it. ``related_to`` selectors are resolved to
+    the set of CIs they match when the index is built.
     """
 
     def __init__(self, procedures: Sequence[Procedure], topology: Topology) -> None:
         self.procedures: dict[str, Procedure] = {procedure.id: procedure for procedure in procedures}
         self._direct: dict[str, list[Procedure]] = defaultdict(list)
-        self._by_type: dict[str, list[tuple[Procedure, int, Selector]]] = defaultdict(list)
-        self._by_environment: dict[str, list[tuple[Procedure, int, Selector]]] = defaultdict(list)
-        self._by_tag: dict[str, list[tuple[Procedure, int, Selector]]] = defaultdict(list)
-        self._related: dict[str, list[tuple[Procedure, int, Selector]]] = defaultdict(list)
+        self._by_type: dict[str, list[_Entry]] = defaultdict(list)
+        self._by_environment: dict[str, list[_Entry]] = defaultdict(list)
+        self._by_tag: dict[str, list[_Entry]] = defaultdict(list)
+        self._related: dict[str, list[_Entry]] = defaultdict(list)
         self.related_matches: dict[RelatedTo, frozenset[str]] = {}
         for procedure in procedures:
             for ci_id in dict.fromkeys(procedure.applies_to):
                 self._direct[ci_id].append(procedure)
             for position, selector in enumerate(procedure.selectors):
-                entry = (procedure, position, selector)
+                entry = _Entry(
+                    procedure, selector, selector.specificity, f"selector {position + 1} matches: {selector.describe()}"
+                )
                 if selector.related_to is not None:
                     related = selector.related_to
                     if related not in self.related_matches:
@@ -87,25 +100,26 @@ class ProcedureIndex:
     def __len__(self) -> int:
         return len(self.procedures)
 
+    def _candidates(self, ci: CI) -> Iterator[_Entry]:
+        yield from self._related.get(ci.id, ())
+        yield from self._by_type.get(ci.type, ())
+        if ci.environment is not None:
+            yield from self._by_environment.get(ci.environment, ())
+        for tag in dict.fromkeys(ci.tags):
+            yield from self._by_tag.get(tag, ())
+
     def applicable(self, ci: CI) -> list[AppliedProcedure]:
         """Return the procedures that apply to the CI, most specific first."""
         reasons: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for procedure in self._direct.get(ci.id, ()):
             reasons[procedure.id].append((DIRECT_SPECIFICITY, f"linked to {ci.id} directly"))
-        candidates: list[tuple[Procedure, int, Selector]] = [
-            *self._related.get(ci.id, ()),
-            *self._by_type.get(ci.type, ()),
-            *(self._by_environment.get(ci.environment, ()) if ci.environment is not None else ()),
-            *(entry for tag in dict.fromkeys(ci.tags) for entry in self._by_tag.get(tag, ())),
-        ]
-        for procedure, position, selector in candidates:
-            if selector_matches_attributes(selector, ci):
-                reasons[procedure.id].append(
-                    (selector.specificity, f"selector {position + 1} matches: {selector.describe()}")
-                )
+        for entry in self._candidates(ci):
+            if selector_matches_attributes(entry.selector, ci):
+                reasons[entry.procedure.id].append((entry.specificity, entry.reason))
         applied = []
         for procedure_id, found in reasons.items():
-            found.sort(key=lambda item: -item[0])
+            if len(found) > 1:
+                found.sort(key=lambda item: -item[0])
             applied.append(
                 AppliedProcedure(
                     procedure=self.procedures[procedure_id],
@@ -117,9 +131,11 @@ class ProcedureIndex:
         applied.sort(key=AppliedProcedure.sort_key)
         return applied
 
-    def matches_any(self, cis: Iterable[CI]) -> set[str]:
-        """Return the ids of the procedures that apply to at least one of the CIs."""
-        return {applied.procedure.id for ci in cis for applied in self.applicable(ci)}
+    def covers(self, ci: CI) -> bool:
+        """Return whether any procedure applies to the CI, stopping at the first one found."""
+        if ci.id in self._direct:
+            return True
+        return any(selector_matches_attributes(entry.selector, ci) for entry in self._candidates(ci))
 
 
 def related_sources(topology: Topology, related: RelatedTo) -> list[str]:
@@ -133,26 +149,24 @@ def related_sources(topology: Topology, related: RelatedTo) -> list[str]:
     if anchor is None:
         return []
     code = RELATIONSHIP_TYPES.index(related.relationship.value)
-    provider_is_source = related.relationship.provider_is_source
-    seen = {anchor}
-    frontier = [anchor]
-    found: list[int] = []
-    while frontier:
-        following = []
-        for node in frontier:
-            # A source of this relationship to ``node`` is its consumer, unless
-            # the type's provider is the source (PART_OF), where it is its provider.
-            if provider_is_source:
-                start, end = topology.reverse_indptr[node], topology.reverse_indptr[node + 1]
-                edges = topology.reverse_edge[start:end]
-                neighbours = topology.reverse_provider[start:end][topology.edge_type[edges] == code]
-            else:
-                start, end = topology.indptr[node], topology.indptr[node + 1]
-                neighbours = topology.consumer[start:end][topology.edge_type[start:end] == code]
-            for neighbour in np.unique(neighbours).tolist():
-                if neighbour not in seen:
-                    seen.add(neighbour)
-                    found.append(neighbour)
-                    following.append(neighbour)
-        frontier = following if related.transitive else []
-    return sorted(topology.ids[node] for node in found)
+    # A source of this relationship to a node is its consumer, unless the
+    # type's provider is the source (PART_OF), where it is its provider.
+    if related.relationship.provider_is_source:
+        indptr, neighbour_of = topology.reverse_indptr, topology.reverse_provider
+        type_of = topology.edge_type[topology.reverse_edge]
+    else:
+        indptr, neighbour_of, type_of = topology.indptr, topology.consumer, topology.edge_type
+    seen = np.zeros(topology.node_count, dtype=bool)
+    seen[anchor] = True
+    frontier = np.array([anchor], dtype=np.int64)
+    found: list[np.ndarray] = []
+    while len(frontier):
+        positions = edge_positions(indptr, frontier)
+        neighbours = np.unique(neighbour_of[positions[type_of[positions] == code]])
+        frontier = neighbours[~seen[neighbours]]
+        seen[frontier] = True
+        found.append(frontier)
+        if not related.transitive:
+            break
+    nodes = np.concatenate(found).tolist() if found else []
+    return sorted(topology.ids[node] for node in nodes)

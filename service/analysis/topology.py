@@ -174,6 +174,17 @@ class ImpactGraph:
         )
 
 
+def edge_positions(indptr: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Return the CSR positions of every edge of the given nodes."""
+    starts = indptr[nodes]
+    counts = indptr[nodes + 1] - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(starts - offsets, counts) + np.arange(total, dtype=np.int64)
+
+
 def _valid_at(valid_from: np.ndarray, valid_until: np.ndarray, moment: float) -> np.ndarray:
     started = np.isnan(valid_from) | (valid_from <= moment)
     not_ended = np.isnan(valid_until) | (moment < valid_until)

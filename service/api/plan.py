@@ -286,7 +286,8 @@ class EmergencyPlan:
     generated_at: datetime
     observed_ids: list[strawberry.ID]
     incident: Incident | None
-    impacted: list[PlanImpact]
+    impacted_count: int = strawberry.field(description="All impacted CIs, the observed CIs and the top culprit included.")
+    impacted_entries: strawberry.Private[list[analysis.ImpactedEntry]]
     business_service_ids: list[strawberry.ID]
     notify: list[Notification]
     communication: list[PlanAction] = strawberry.field(description="Communication procedures, to run with the notifications.")
@@ -303,6 +304,15 @@ class EmergencyPlan:
     @strawberry.field
     async def business_services(self, info: Info[RequestContext, None]) -> list[CI]:
         return await load_existing_cis(info, [str(ci_id) for ci_id in self.business_service_ids])
+
+    @strawberry.field(description="The most affected impacted CIs first (the observed CIs and the top culprit lead).")
+    def impacted(self, first: int = 100) -> list[PlanImpact]:
+        if first < 0:
+            raise InvalidInputError(f"first={first} is negative; pass 0 or more", field="first")
+        return [
+            PlanImpact(impact=entry.impact, distance=entry.distance, ci_id=strawberry.ID(entry.ci_id))
+            for entry in self.impacted_entries[:first]
+        ]
 
 
 async def resolve_emergency_plan(
@@ -342,7 +352,8 @@ async def resolve_emergency_plan(
         generated_at=plan.generated_at,
         observed_ids=[strawberry.ID(item) for item in situation.observed],
         incident=None if situation.incident is None else Incident.from_model(situation.incident),
-        impacted=[PlanImpact(impact=e.impact, distance=e.distance, ci_id=strawberry.ID(e.ci_id)) for e in plan.impacted],
+        impacted_count=len(plan.impacted),
+        impacted_entries=plan.impacted,
         business_service_ids=[strawberry.ID(item) for item in plan.business_services],
         notify=[
             Notification(owner=n.owner, business=n.business, ci_ids=[strawberry.ID(item) for item in n.ci_ids])
