@@ -13,8 +13,8 @@ Service                        ``k8s_service``  ``k8s/<namespace>/service/<name>
 The namespace is ``default`` when ``metadata.namespace`` is absent. Every CI
 has ``source="kubernetes"`` and ``source_id="<Kind>/<namespace>/<name>"``.
 The environment comes from the label ``environment`` or ``env``, the owner
-from ``owner`` or ``team``, and the tags are ``<key>=<value>`` for the labels
-``app`` and ``app.kubernetes.io/*``. A workload reads these labels from its
+from ``owner`` or ``team``, and the tags are ``kind=<Kind>`` and
+``<key>=<value>`` for the labels ``app`` and ``app.kubernetes.io/*``. A workload reads these labels from its
 own metadata and then from its pod template. ``attributes`` hold the kind,
 namespace, labels and ports, plus replicas and images for a workload and the
 service type and selector for a Service. Other kinds (ServiceAccount,
@@ -622,8 +622,9 @@ def _ci_record(
     tags = sorted(
         f"{key}={value}" for key, value in labels.items() if key == "app" or key.startswith("app.kubernetes.io/")
     )
-    if tags:
-        record["tags"] = tags
+    # The kind as a tag lets a selector pick one kind of workload, such as a
+    # runbook about StatefulSets.
+    record["tags"] = sorted([f"kind={manifest.kind}", *tags])
     return record
 
 

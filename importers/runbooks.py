@@ -78,7 +78,7 @@ from typing import Any
 
 import yaml
 
-from importers.source import SourceError, load_yaml_documents, read_text
+from importers.source import SourceError, impossible_date_problem, load_yaml_documents, read_text
 from service.errors import ImportRejectedError, RecordProblem
 from service.records import ImportBatch, Origin, bundle_schema, procedure_from_record
 
@@ -205,6 +205,9 @@ def _split_front_matter(lines: list[str], source: str) -> tuple[dict[str, Any], 
         reason = getattr(exc, "problem", None) or str(exc)
         message = f"invalid YAML in the front matter: {reason}; fix the syntax there"
         raise SourceError(RecordProblem(source, where, "(front matter)", message)) from exc
+    except ValueError as exc:
+        # The front matter starts on line 2 of the file.
+        raise SourceError(impossible_date_problem(source, "\n".join(lines[1:end]), exc, first_line=2)) from exc
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,32 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError) -> RecordProblem:
     return RecordProblem(str(path), where, "(file)", f"invalid YAML: {reason}; fix the syntax there")
 
 
+_DATE = re.compile(r"(?<![\w.-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w.-]*:)")
+
+
+def impossible_date_problem(source: str, text: str, exc: ValueError, first_line: int = 1) -> RecordProblem:
+    """Explain a YAML value that looks like a date but does not exist, such as ``2026-02-30``.
+
+    YAML turns an unquoted date into a date object and raises ``ValueError``
+    (not a ``YAMLError``) when the day does not exist, without a position.
+    The line is found by looking for the first such date in ``text``, whose
+    first line is line ``first_line`` of the file.
+    """
+    for number, line in enumerate(text.splitlines(), start=first_line):
+        for match in _DATE.finditer(line):
+            year, month, day = (int(part) for part in match.groups())
+            try:
+                date(year, month, day)
+            except ValueError:
+                return RecordProblem(
+                    source,
+                    f"line {number}",
+                    "(file)",
+                    f"{match.group(0)!r} is not a real date ({exc}); correct it, or quote it if it is not a date",
+                )
+    return RecordProblem(source, "(file)", "(file)", f"invalid value in the YAML: {exc}; correct it")
+
+
 def load_yaml_documents(path: Path) -> list[Any]:
     """Parse every YAML document of a file (JSON is YAML too) or raise SourceError."""
     text = read_text(path)
@@ -56,3 +84,5 @@ def load_yaml_documents(path: Path) -> list[Any]:
         return list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         raise SourceError(_yaml_problem(path, exc)) from exc
+    except ValueError as exc:
+        raise SourceError(impossible_date_problem(str(path), text, exc)) from exc

@@ -113,7 +113,10 @@ def _import(
         return load(store, batch, keep_going=keep_going, batch_size=batch_size, progress=progress)
 
 
-def _print_report(report: ImportReport) -> None:
+WARNINGS_SHOWN = 20
+
+
+def _print_report(report: ImportReport, *, all_warnings: bool = True) -> None:
     result = report.result
     click.echo(
         f"CIs: {report.cis_read} read, {result.cis_created} created, {result.cis_updated} updated, "
@@ -140,10 +143,16 @@ def _print_report(report: ImportReport) -> None:
     if report.skipped:
         skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(report.skipped.items()))
         click.echo(f"skipped, not imported: {skipped}")
-    for warning in report.warnings:
+    shown = report.warnings if all_warnings else report.warnings[:WARNINGS_SHOWN]
+    for warning in shown:
         click.echo(f"warning: {warning}", err=True)
+    if len(shown) < len(report.warnings):
+        click.echo(
+            f"... and {len(report.warnings) - len(shown)} more warnings; pass --all-warnings to list them", err=True
+        )
     if report.rejected:
-        click.echo(f"rejected {len(report.rejected)} record(s):", err=True)
+        records = len({(problem.source, problem.record) for problem in report.rejected})
+        click.echo(f"rejected {records} record(s), {len(report.rejected)} problem(s):", err=True)
         for problem in report.rejected:
             click.echo(f"  - {problem}", err=True)
 
@@ -153,6 +162,7 @@ def _print_report(report: ImportReport) -> None:
 @click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--keep-going", is_flag=True, help="Import the valid records and list every rejected one.")
 @click.option("--batch-size", default=5000, show_default=True, help="Records per write batch.")
+@click.option("--all-warnings", is_flag=True, help=f"List every warning, not only the first {WARNINGS_SHOWN}.")
 @click.option(
     "--mapping",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -166,6 +176,7 @@ def import_command(
     keep_going: bool,
     batch_size: int,
     mapping: Path | None,
+    all_warnings: bool,
 ) -> None:
     """Import source files of one FORMAT; all or nothing unless --keep-going.
 
@@ -188,7 +199,7 @@ def import_command(
         raise click.ClickException(exc.message) from exc
     finally:
         store.close()
-    _print_report(report)
+    _print_report(report, all_warnings=all_warnings)
     if report.rejected:
         sys.exit(3)
 

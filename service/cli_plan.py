@@ -63,16 +63,22 @@ def plan_command(
     what to check first, what to do at transaction, service and system
     level, and the tooling notes.
     """
-    if bool(ci_ids) != bool(started_at):
-        raise click.UsageError("a symptom needs both --at and --since; give both, or use --incident or --ci")
     if not (ci_ids or incident_id or ci_id):
         raise click.UsageError("say what the plan is for: --at with --since, --incident, or --ci")
+    if not ci_ids and (started_at or tags or text):
+        raise click.UsageError("--since, --tag and --text describe a symptom; give them with --at")
+    if ci_ids and not started_at:
+        raise click.UsageError("a symptom needs --since as well as --at, such as --since 2026-03-09T09:05:00Z")
+    symptom = None
+    if ci_ids and started_at:
+        try:
+            onset = parse_time(started_at, field_name="--since")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from exc
+        symptom = Symptom(tuple(ci_ids), onset, tags, text)
     store = _open_store(context)
     try:
         now = utc_now()
-        symptom = None
-        if ci_ids and started_at:
-            symptom = Symptom(tuple(ci_ids), parse_time(started_at, field_name="--since"), tags, text)
         snapshot = SnapshotCache(store).snapshot()
         situation = situation_for(store, snapshot, symptom=symptom, incident_id=incident_id, ci_id=ci_id, now=now)
         plan, cis = build_emergency_plan(store, snapshot, situation, now)

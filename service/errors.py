@@ -83,8 +83,9 @@ class ImportRejectedError(InvalidInputError):
         shown = "\n".join(f"  - {problem}" for problem in problems[:limit])
         hidden = len(problems) - limit
         more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+        records = len({(problem.source, problem.record) for problem in problems})
         super().__init__(
-            f"import rejected, nothing was written: {len(problems)} invalid record(s)\n{shown}{more}"
+            f"import rejected, nothing was written: {len(problems)} problem(s) in {records} record(s)\n{shown}{more}"
         )
         self.problems = problems
 

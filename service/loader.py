@@ -79,8 +79,9 @@ def load(
 
     if problems and not keep_going:
         raise ImportRejectedError(problems)
+    # The report lists every problem; the log keeps them for a server's operator.
     for problem in problems:
-        logger.warning("skipped record: %s", problem)
+        logger.debug("skipped record: %s", problem)
 
     result = store.write(
         [ci for ci, _ in cis],

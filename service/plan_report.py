@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from datetime import datetime
-
-from service.analysis.plan import FOCUS_LIMIT, OWNER_LIMIT, EmergencyPlan, PlanAction, PlanGaps, PlanGapsOptions, staleness
+from service.analysis.plan import FOCUS_LIMIT, OWNER_LIMIT, EmergencyPlan, Notification, PlanAction, PlanGaps
 from service.model import CI, Contact, Procedure, ProcedureLevel, format_time
 from service.records import procedure_to_record
 
@@ -50,15 +48,24 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join([lines[0], *(prefix + line if line.strip() else "" for line in lines[1:])])
 
 
-def procedure_lines(
-    procedure: Procedure, heading: str = "####", checkbox: bool = False, as_of: datetime | None = None
-) -> list[str]:
-    """Return the Markdown lines of one procedure: heading, facts, steps, contacts and escalation.
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
 
-    With ``as_of``, a procedure overdue for review or drill (by the default
-    periods of the upkeep report) gets a caution line, because its steps may
-    be out of date.
-    """
+
+def _step_text(title: str | None, text: str) -> str:
+    """Return a step's Markdown after its number; a step that starts with a list starts it on a new line."""
+    body = text.strip("\n")
+    if title is None:
+        return _indent(body, "   ")
+    if body.lstrip().startswith(("- ", "* ", "+ ")) or body[:3].rstrip(".").isdigit():
+        return f"**{title}**:\n" + "\n".join("   " + line if line.strip() else "" for line in body.splitlines())
+    return f"**{title}**: {_indent(body, '   ')}"
+
+
+def procedure_lines(
+    procedure: Procedure, heading: str = "####", checkbox: bool = False, cautions: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the Markdown lines of one procedure: heading, facts, cautions, steps, contacts and escalation."""
     facts = [procedure.level.value, procedure.action.value.replace("_", " ")]
     if procedure.expected_minutes is not None:
         facts.append(f"about {procedure.expected_minutes} min")
@@ -68,14 +75,12 @@ def procedure_lines(
         facts.append(f"owner {procedure.owner}")
     box = "[ ] " if checkbox else ""
     lines = [f"{heading} {box}{procedure.id}: {procedure.title}", "", f"*{', '.join(facts)}*", ""]
-    overdue = staleness(procedure, as_of, PlanGapsOptions()) if as_of is not None else []
-    if overdue:
-        lines += [f"Caution: {'; '.join(overdue)}. Check the steps before you follow them.", ""]
+    if cautions:
+        lines += [f"**Caution**: {'; '.join(cautions)}. Check the steps before you follow them.", ""]
     if procedure.description:
         lines += [procedure.description.strip(), ""]
     for number, step in enumerate(procedure.steps, start=1):
-        title = f"**{step.title}**: " if step.title else ""
-        lines.append(f"{number}. {title}{_indent(step.text, '   ')}")
+        lines.append(f"{number}. {_step_text(step.title, step.text)}")
     if procedure.steps:
         lines.append("")
     if procedure.contacts:
@@ -90,29 +95,72 @@ def procedure_lines(
     return lines
 
 
-def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool, as_of: datetime) -> list[str]:
-    lines = procedure_lines(action.procedure, checkbox=checkbox, as_of=as_of)
+_NAMES_SHOWN = 6
+
+
+def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool) -> list[str]:
+    lines = procedure_lines(action.procedure, checkbox=checkbox, cautions=action.cautions)
+    why = "; ".join(action.reasons[:_NAMES_SHOWN])
     # After the heading, its blank line and the facts line.
-    lines[3:3] = ["", f"Applies here to {_names(list(action.ci_ids), cis)}. Why: {'; '.join(action.reasons[:3])}"]
+    lines[3:3] = ["", f"Applies here to {_names(list(action.ci_ids), cis, _NAMES_SHOWN)}. Why: {why}"]
     return lines
+
+
+def _first_steps(plan: EmergencyPlan, cis: Mapping[str, CI]) -> list[str]:
+    """Return the few lines to read first: whom to call, what to check, what to do at each level."""
+    steps = []
+    if plan.notify:
+        owners = ", ".join(notification.owner for notification in plan.notify[:3])
+        more = f" and {_count(len(plan.notify) - 3, 'more owner')}" if len(plan.notify) > 3 else ""
+        steps.append(f"Notify {owners}{more}.")
+    known = plan.situation.known_causes
+    if known:
+        steps.append(f"The incident records the root cause: {_names(list(known), cis, 3)}. Start there.")
+    elif plan.check_first:
+        top = plan.check_first[0]
+        evidence = next((line for line in top.evidence if "before onset" in line), top.evidence[0] if top.evidence else "")
+        steps.append(f"Check {_name(top.ci_id, cis)} first: {evidence}.")
+    for level in _LEVEL_HEADINGS:
+        actions = plan.actions_at(level)
+        if actions:
+            first = actions[0]
+            steps.append(f"{level.value.capitalize()} level: {first.procedure.id}, {first.procedure.title}.")
+    return [f"{number}. {step}" for number, step in enumerate(steps, start=1)]
+
+
+def _notification_line(notification: Notification, cis: Mapping[str, CI]) -> str:
+    business = [ci_id for ci_id in notification.ci_ids if ci_id in cis and cis[ci_id].is_business]
+    others = [ci_id for ci_id in notification.ci_ids if ci_id not in business]
+    parts = []
+    if business:
+        parts.append(f"owner of business services and transactions {_names(business, cis)}")
+    if others:
+        parts.append(f"owner of impacted CIs {_names(others, cis)}")
+    return f"- **{notification.owner}**, {' and '.join(parts)}"
 
 
 def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
     """Return the emergency plan as one Markdown document, in the order a responder uses it."""
     situation = plan.situation
-    impacts = Counter(entry.impact for entry in plan.impacted)
-    counted = ", ".join(f"{impacts[name]} {name.lower().replace('_', ' ')}" for name in ("DOWN", "DEGRADED", "AT_RISK") if impacts[name])
+    observed = set(situation.observed)
+    beyond = [entry for entry in plan.impacted if entry.ci_id not in observed]
+    impacts = Counter(entry.impact for entry in beyond)
+    counted = ", ".join(
+        f"{impacts[name]:,} {name.lower().replace('_', ' ')}" for name in ("DOWN", "DEGRADED", "AT_RISK") if impacts[name]
+    )
+    state = "down" if situation.down else "degraded (no symptom tag says down)"
     lines = [
         f"# Emergency plan: {_names(list(situation.observed), cis, 3)}",
         "",
         f"Situation: {situation.describe()}.",
         f"Generated {format_time(plan.generated_at.replace(microsecond=0))} by faultgraph.",
         "",
-        f"Impact: {len(plan.impacted):,} CIs ({counted or 'none'}).",
+        f"Impact: the observed CIs count as {state}; they hurt {_count(len(beyond), 'more CI')}"
+        + (f" ({counted})." if counted else "."),
     ]
     if plan.business_services:
         lines.append(f"Business services and transactions hit: {_names(plan.business_services, cis, 10)}.")
-    lines.append("")
+    lines += ["", "## First steps", "", *_first_steps(plan, cis), ""]
 
     lines += ["## 1. Notify", ""]
     if len(plan.impacted) > OWNER_LIMIT:
@@ -122,20 +170,22 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
             "",
         ]
     if plan.notify:
-        for notification in plan.notify:
-            role = "owner of business services" if notification.business else "owner of impacted CIs"
-            lines.append(f"- **{notification.owner}**, {role}: {_names(list(notification.ci_ids), cis)}")
+        lines += [_notification_line(notification, cis) for notification in plan.notify]
     else:
         lines.append("- No impacted CI records an owner; find the owners and add them to the CMDB.")
     lines.append("")
     for action in plan.communication:
-        lines += _action_lines(action, cis, checkbox=True, as_of=plan.generated_at)
+        lines += _action_lines(action, cis, checkbox=True)
 
     lines += ["## 2. Check first", ""]
+    if situation.known_causes:
+        lines += [f"The incident records the root cause: {_names(list(situation.known_causes), cis)}.", ""]
     if not plan.check_first:
         lines += [f"No likely culprit: {plan.culprit_reason or 'no candidate'}.", ""]
     for culprit in plan.check_first:
-        lines.append(f"{culprit.rank}. **{_name(culprit.ci_id, cis)}**, score {culprit.score:.2f}")
+        ci = cis.get(culprit.ci_id)
+        owner = f", owner {ci.owner}" if ci is not None and ci.owner else ""
+        lines.append(f"{culprit.rank}. **{_name(culprit.ci_id, cis)}**, score {culprit.score:.2f}{owner}")
         lines += [f"   - {evidence}" for evidence in culprit.evidence]
     if plan.check_first:
         lines.append("")
@@ -153,27 +203,24 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
             f"affected of {len(plan.impacted):,} impacted CIs.",
             "",
         ]
+    if plan.uncovered:
+        lines += [
+            f"**No procedure** covers {_names(plan.uncovered, cis, 10)}: decide on the spot, and add one afterwards.",
+            "",
+        ]
     if not plan.actions:
-        lines += ["No procedure of the plan applies to these CIs; see the gaps below.", ""]
+        lines += ["No procedure of the plan applies to these CIs.", ""]
     for level in _LEVEL_HEADINGS:
         actions = plan.actions_at(level)
         if actions:
             lines += [f"### {_LEVEL_HEADINGS[level]}", ""]
             for action in actions:
-                lines += _action_lines(action, cis, checkbox=True, as_of=plan.generated_at)
+                lines += _action_lines(action, cis, checkbox=True)
 
     if plan.tooling:
         lines += ["## 4. Tooling notes", ""]
         for action in plan.tooling:
-            lines += _action_lines(action, cis, checkbox=False, as_of=plan.generated_at)
-
-    if plan.uncovered:
-        lines += ["## Not covered by the plan", ""]
-        lines += [
-            f"- {_name(ci_id, cis)} is important and has no procedure; decide on the spot and add one afterwards."
-            for ci_id in plan.uncovered
-        ]
-        lines.append("")
+            lines += _action_lines(action, cis, checkbox=False)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -195,7 +242,7 @@ def gaps_markdown(gaps: PlanGaps, cis: Mapping[str, CI]) -> str:
     lines += [f"- {item.procedure.id} ({item.procedure.title}): {'; '.join(item.reasons)}" for item in gaps.stale] or [
         "- none"
     ]
-    lines += ["", f"## Links to CIs that are gone ({len(gaps.broken_links)})", ""]
+    lines += ["", f"## Links to CIs that are gone, and selectors that match nothing ({len(gaps.broken_links)})", ""]
     lines += [f"- {link.procedure.id} {link.field}: {link.reason}" for link in gaps.broken_links] or ["- none"]
     lines += ["", f"## Procedures named but not in the plan ({len(gaps.missing_procedures)})", ""]
     lines += [
@@ -211,6 +258,7 @@ def _action_document(action: PlanAction) -> dict[str, object]:
         "ci_ids": list(action.ci_ids),
         "reasons": list(action.reasons),
         "culprit_rank": action.culprit_rank,
+        "cautions": list(action.cautions),
     }
 
 

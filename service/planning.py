@@ -23,7 +23,7 @@ from service.analysis.plan import (
     plan_scope,
 )
 from service.errors import InvalidInputError, NotFoundError
-from service.model import CI
+from service.model import CI, Status
 from service.snapshot import Snapshot
 from service.store.base import CIFilter, GraphStore
 
@@ -99,9 +99,34 @@ def build_emergency_plan(
     report, impacted, business = plan_scope(snapshot.topology, situation, snapshot.events, snapshot.statuses)
     # The owners of the most affected CIs are enough to notify; reading every
     # record of a radius of fifty thousand CIs takes seconds.
-    wanted = [*(c.ci_id for c in report.culprits), *(e.ci_id for e in impacted[:OWNER_LIMIT]), *business]
+    wanted = [
+        *situation.known_causes,
+        *(c.ci_id for c in report.culprits),
+        *(e.ci_id for e in impacted[:OWNER_LIMIT]),
+        *business,
+    ]
     cis = store.get_cis(list(dict.fromkeys(wanted)))
-    return emergency_plan(situation, report, impacted, business, cis, snapshot.plan, now), cis
+    plan = emergency_plan(
+        situation, report, impacted, business, cis, snapshot.plan, now, gone=gone_links(snapshot, now)
+    )
+    return plan, cis
+
+
+def gone_links(snapshot: Snapshot, now: datetime) -> dict[str, str]:
+    """Map each CI that a procedure names directly but that is gone or retired to why."""
+    topology = snapshot.topology
+    moment = now.timestamp()
+    gone: dict[str, str] = {}
+    for procedure in snapshot.plan.procedures.values():
+        for ci_id in procedure.applies_to:
+            node = topology.index.get(ci_id)
+            if node is None:
+                gone[ci_id] = "is not in the CMDB"
+            elif snapshot.statuses.get(ci_id) == Status.RETIRED:
+                gone[ci_id] = "is retired"
+            elif topology.node_valid_until[node] <= moment:
+                gone[ci_id] = "is no longer valid"
+    return gone
 
 
 def all_cis(store: GraphStore) -> list[CI]:

@@ -51,6 +51,7 @@ PLAN = """
 query($symptom: SymptomInput, $incidentId: ID, $ciId: ID) {
   emergencyPlan(symptom: $symptom, incidentId: $incidentId, ciId: $ciId) {
     situation startedAt observedIds incident { id }
+    impactedCount
     impacted { ciId impact distance }
     businessServiceIds
     notify { owner business ciIds }
@@ -364,11 +365,13 @@ def test_api_emergency_plan_for_symptom_sections(client: GraphQLClient) -> None:
 
     assert plan["observedIds"] == ["crm-app"]
     assert plan["incident"] is None
+    # A timeout is no outage: the observed CI and all it reaches count as degraded.
     assert plan["impacted"] == [
-        {"ciId": "crm-app", "impact": "DOWN", "distance": 0},
-        {"ciId": "callback-booking", "impact": "DOWN", "distance": 1},
-        {"ciId": "customer-care", "impact": "DOWN", "distance": 2},
+        {"ciId": "crm-app", "impact": "DEGRADED", "distance": 0},
+        {"ciId": "callback-booking", "impact": "DEGRADED", "distance": 1},
+        {"ciId": "customer-care", "impact": "DEGRADED", "distance": 2},
     ]
+    assert plan["impactedCount"] == 3
     assert plan["businessServiceIds"] == ["callback-booking", "customer-care"]
     assert plan["notify"] == [
         {"owner": "care-ops", "business": True, "ciIds": ["callback-booking"]},
@@ -410,7 +413,7 @@ def test_api_emergency_plan_for_incident(client: GraphQLClient) -> None:
     assert plan["observedIds"] == ["callback-booking"]
     assert plan["startedAt"] == "2026-04-01T09:00:00+00:00"
     assert plan["situation"].startswith(
-        "incident INC-1 (Callback booking times out, high); symptoms at callback-booking"
+        "incident INC-1 (Callback booking times out, high, resolved); symptoms at callback-booking"
     )
     assert [item["ci"]["id"] for item in plan["checkFirst"]] == [
         "callback-booking",
@@ -423,7 +426,8 @@ def test_api_emergency_plan_for_incident(client: GraphQLClient) -> None:
         ("care-ops", True),
         ("care-director", True),
     ]
-    assert procedure_ids(plan["communication"]) == ["PROC-CARE-BANNER", "PROC-PROD-ESCALATE", "PROC-NOTIFY-CARE"]
+    # The escalation applies to the recorded root cause crm-app, so it leads.
+    assert procedure_ids(plan["communication"]) == ["PROC-PROD-ESCALATE", "PROC-CARE-BANNER", "PROC-NOTIFY-CARE"]
     assert [item["level"] for item in plan["actions"]] == ["transaction", "service", "service", "system", "system"]
     assert procedure_ids(plan["actions"])[1] == "PROC-CRM-ROLLBACK"
     assert plan["rollbackFirst"] == [{"id": "CHG-1"}]
@@ -499,19 +503,31 @@ def test_api_emergency_plan_service_actions_order(
     assert [item["procedure"]["id"] for item in actions if item["level"] == "service"] == expected
 
 
+def test_api_emergency_plan_down_tag_counts_observed_down(client: GraphQLClient) -> None:
+    plan = plan_for(client, symptom={**SYMPTOM_AT_CRM_APP, "tags": ["down"]})
+
+    assert plan["impacted"] == [
+        {"ciId": "crm-app", "impact": "DOWN", "distance": 0},
+        {"ciId": "callback-booking", "impact": "DOWN", "distance": 1},
+        {"ciId": "customer-care", "impact": "DOWN", "distance": 2},
+    ]
+    assert "the observed CIs count as down; they hurt 2 more CIs (2 down)" in plan["markdown"]
+
+
 def test_api_plan_markdown_headings_order(client: GraphQLClient) -> None:
     markdown = plan_for(client, symptom=SYMPTOM_AT_CRM_APP)["markdown"]
 
     headings = [
         "# Emergency plan: crm-app (CRM application)",
+        "## First steps",
         "## 1. Notify",
         "## 2. Check first",
         "## 3. Act",
+        "**No procedure** covers hv-1 (Hypervisor 1)",
         "### Transaction level",
         "### Service level",
         "### System level",
         "## 4. Tooling notes",
-        "## Not covered by the plan",
     ]
     found = positions(markdown, headings)
     assert found == sorted(found)
@@ -641,7 +657,7 @@ def test_api_plan_gaps_markdown_sections(client: GraphQLClient) -> None:
         "- hv-1 (Hypervisor 1): criticality high",
         "## Procedures overdue for review or drill (2)",
         "- PROC-CARE-BANNER (Show the callback outage banner to agents): never drilled",
-        "## Links to CIs that are gone (1)",
+        "## Links to CIs that are gone, and selectors that match nothing (1)",
         "- PROC-PBX-REBOOT applies_to.0: linked CI old-pbx is retired",
         "## Procedures named but not in the plan (1)",
         "- CHG-0 rollback_procedure: PROC-DB-RESTORE is not in the plan",
@@ -975,3 +991,27 @@ def test_api_procedures_filter_rejects_unknown_value(
 
     assert error["extensions"] == {"code": "INVALID_INPUT", "field": field}
     assert "is not allowed; use one of" in error["message"]
+
+
+def test_api_upsert_procedures_day_and_warnings(client: GraphQLClient) -> None:
+    query = """
+    mutation($procedures: [ProcedureInput!]!) {
+      upsertProcedures(procedures: $procedures) { proceduresCreated warnings }
+    }
+    """
+    record = {
+        "id": "PROC-NEW",
+        "title": "Restart the mainframe",
+        "level": "system",
+        "action": "restart",
+        "lastReviewed": "2026-01-05",
+        "selectors": [{"type": "mainframe"}],
+    }
+
+    result = client.data(query, procedures=[record])["upsertProcedures"]
+    stored = client.data('{ procedure(id: "PROC-NEW") { lastReviewed } }')["procedure"]
+
+    assert result["proceduresCreated"] == 1
+    assert len(result["warnings"]) == 1
+    assert "selectors.0 (type mainframe) of procedure 'PROC-NEW' matches no CI" in result["warnings"][0]
+    assert stored["lastReviewed"] == "2026-01-05T00:00:00+00:00"

@@ -85,7 +85,7 @@ def test_cli_import_keep_going_imports_rest(tmp_path: Path, bundle_file: Path) -
 
     assert result.returncode == 3
     assert "CIs: 4 read, 4 created" in result.stdout
-    assert "rejected 1 record(s)" in result.stderr
+    assert "rejected 1 record(s), 1 problem(s)" in result.stderr
     assert "invalid YAML" in result.stderr
 
 

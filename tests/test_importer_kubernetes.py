@@ -225,7 +225,7 @@ def test_read_workload_ci_fields() -> None:
     assert orders.type == "workload"
     assert orders.environment == "staging"
     assert orders.owner == "order-team"
-    assert orders.tags == ("app.kubernetes.io/part-of=shop", "app=orders")
+    assert orders.tags == ("app.kubernetes.io/part-of=shop", "app=orders", "kind=Deployment")
     assert orders.source == "kubernetes"
     assert orders.source_id == "Deployment/shop/orders"
     assert orders.attributes["kind"] == "Deployment"

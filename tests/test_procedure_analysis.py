@@ -22,7 +22,7 @@ from service.analysis.plan import (
     plan_gaps,
     plan_scope,
 )
-from service.analysis.procedures import related_sources
+from service.analysis.procedures import ProcedureIndex, related_sources
 from service.model import (
     CI,
     Change,
@@ -272,7 +272,7 @@ def test_emergency_plan_notifies_business_owners_first(snapshot: Snapshot) -> No
     assert plan.notify[0].owner == "cc-ops"
     assert plan.notify[0].business
     assert set(plan.notify[0].ci_ids) == {"inbound", "call-handling"}
-    assert {n.owner for n in plan.notify[1:]} == {"voice", "crm-team", "dba"}
+    assert {n.owner for n in plan.notify[1:]} == {"voice"}
 
 
 def test_emergency_plan_names_important_cis_without_procedure(tmp_path: Path) -> None:
@@ -400,3 +400,46 @@ def test_emergency_plan_merges_owner_of_business_and_other_cis(tmp_path: Path) -
     assert [(n.owner, n.business) for n in plan.notify][0] == ("cc-ops", True)
     assert set(plan.notify[0].ci_ids) == {"inbound", "call-handling", "crm"}
     assert [n.owner for n in plan.notify].count("cc-ops") == 1
+
+
+def test_emergency_plan_for_incident_starts_from_recorded_cause(snapshot: Snapshot) -> None:
+    recorded = Incident(
+        "INC-9", "IVR slow", Severity.HIGH, IncidentStatus.RESOLVED, ONSET,
+        impacted=("ivr",), root_causes=("db-vm",), resolved_with="P-HV-ALL",
+    )
+    situation = Situation(("ivr",), ONSET, ("slow_response",), None, recorded)
+    report, impacted, business = plan_scope(snapshot.topology, situation, snapshot.events, snapshot.statuses)
+
+    plan = emergency_plan(situation, report, impacted, business, {ci.id: ci for ci in CIS}, snapshot.plan, NOW)
+
+    system = plan.actions_at(ProcedureLevel.SYSTEM)
+    assert [action.procedure.id for action in system[:2]] == ["P-HV-ALL", "P-HV-GUESTS"]
+    assert system[0].culprit_rank == 0
+    assert system[0].reasons[0] == "db-vm: resolved incident INC-9 (recorded on the incident)"
+
+
+def test_emergency_plan_cautions_on_retired_link(snapshot: Snapshot) -> None:
+    linked = procedure("P-PBX-FALLBACK", ProcedureLevel.TRANSACTION, applies_to=("call-handling", "old-pbx"))
+    store_plan = ProcedureIndex([*PROCEDURES, linked], snapshot.topology)
+    situation = Situation(("ivr",), ONSET, ("slow_response",), None)
+    report, impacted, business = plan_scope(snapshot.topology, situation, snapshot.events, snapshot.statuses)
+
+    plan = emergency_plan(
+        situation, report, impacted, business, {ci.id: ci for ci in CIS}, store_plan, NOW, gone={"old-pbx": "is retired"}
+    )
+
+    transaction = plan.actions_at(ProcedureLevel.TRANSACTION)
+    assert [action.procedure.id for action in transaction] == ["P-CALLBACK", "P-PBX-FALLBACK"]
+    assert transaction[1].cautions == ("it links to old-pbx, which is retired; check that its steps still fit",)
+    assert transaction[0].cautions == ()
+
+
+def test_emergency_plan_puts_runbook_of_symptom_alert_first(snapshot: Snapshot) -> None:
+    runbook = procedure("runbook/DatabaseConnectionsExhausted", attributes={"alert": "DatabaseConnectionsExhausted"}, selectors=(Selector(type="database"),))
+    with_runbook = ProcedureIndex([*PROCEDURES, runbook], snapshot.topology)
+    situation = Situation(("ivr",), ONSET, ("databaseconnectionsexhausted",), None)
+    report, impacted, business = plan_scope(snapshot.topology, situation, snapshot.events, snapshot.statuses)
+
+    plan = emergency_plan(situation, report, impacted, business, {ci.id: ci for ci in CIS}, with_runbook, NOW)
+
+    assert plan.actions_at(ProcedureLevel.SYSTEM)[0].procedure.id == "runbook/DatabaseConnectionsExhausted"

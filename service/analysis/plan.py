@@ -98,6 +98,16 @@ class Situation:
     text: str | None = None
     incident: Incident | None = None
 
+    @property
+    def down(self) -> bool:
+        """Whether the symptom says the observed CIs are down; otherwise they count as degraded."""
+        return "down" in self.tags
+
+    @property
+    def known_causes(self) -> tuple[str, ...]:
+        """The root causes that the incident records, if any."""
+        return self.incident.root_causes if self.incident is not None else ()
+
     def describe(self) -> str:
         shown = ", ".join(self.observed[:5]) + (f" and {len(self.observed) - 5} more" if len(self.observed) > 5 else "")
         parts = [f"symptoms at {shown} since {self.started_at.isoformat().replace('+00:00', 'Z')}"]
@@ -106,7 +116,8 @@ class Situation:
         if self.text:
             parts.append(f'"{self.text}"')
         if self.incident is not None:
-            parts.insert(0, f"incident {self.incident.id} ({self.incident.title}, {self.incident.severity.value})")
+            incident = self.incident
+            parts.insert(0, f"incident {incident.id} ({incident.title}, {incident.severity.value}, {incident.status.value})")
         return "; ".join(parts)
 
 
@@ -134,6 +145,7 @@ class PlanAction:
     ci_ids: tuple[str, ...]
     reasons: tuple[str, ...]
     culprit_rank: int | None
+    cautions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,22 +176,24 @@ def plan_scope(
     statuses: Mapping[str, Status],
     culprit_limit: int = 5,
 ) -> tuple[CulpritReport, list[ImpactedEntry], list[str]]:
-    """Rank the culprits and walk the blast radius of the observed CIs and the top culprit.
+    """Rank the culprits and walk the blast radius of the observed CIs.
 
-    Returns the culprit report, the impacted CIs (the failed ones first, with
-    impact DOWN and distance 0) and the business services and transactions
-    reached, in id order.
+    Returns the culprit report, the impacted CIs and the business services and
+    transactions reached, in id order. The observed CIs come first, at
+    distance 0. They count as DOWN when the symptom's tags say ``down`` and as
+    DEGRADED otherwise, and no CI they reach is hurt worse than they are.
     """
     symptom = Symptom(situation.observed, situation.started_at, situation.tags, situation.text)
     report = likely_culprits(topology, symptom, events, statuses, CulpritOptions(limit=culprit_limit))
     failed = list(dict.fromkeys(ci_id for ci_id in situation.observed if ci_id in topology.index))
-    if report.culprits and report.culprits[0].ci_id not in failed:
-        failed.append(report.culprits[0].ci_id)
-    impacted = [ImpactedEntry(ci_id, Impact.DOWN.name, 0) for ci_id in failed]
+    # Unless the symptom says down, the observed CIs are degraded, and so is
+    # at worst every CI their failure reaches.
+    worst = Impact.DOWN if situation.down else Impact.DEGRADED
+    impacted = [ImpactedEntry(ci_id, worst.name, 0) for ci_id in failed]
     business: set[int] = set()
     if failed:
         radius = blast_radius(topology, failed, BlastRadiusOptions(limit=None, as_of=situation.started_at))
-        names = {impact.value: impact.name for impact in Impact}
+        names = {impact.value: Impact(min(impact, worst)).name for impact in Impact}
         impacted += [
             ImpactedEntry(topology.ids[node], names[level], distance)
             for node, level, distance in zip(
@@ -201,6 +215,7 @@ def emergency_plan(
     plan: ProcedureIndex,
     now: datetime,
     focus: int = FOCUS_LIMIT,
+    gone: Mapping[str, str] | None = None,
 ) -> EmergencyPlan:
     """Build the emergency plan from ``plan_scope``'s results.
 
@@ -209,12 +224,20 @@ def emergency_plan(
     first): a plan with the procedures of every CI of a radius of fifty
     thousand would bury the few that matter. ``cis`` contains the records of
     the CIs to cover and of the impacted CIs whose owners to notify. A CI
-    missing from it is left out.
+    missing from it is left out. ``gone`` maps the ids of CIs that are
+    retired or not in the CMDB to why, so that a procedure linked to one
+    carries a caution.
+
+    The root causes an incident records rank before every culprit, and the
+    procedure it was resolved with comes first at its level.
     """
     culprits = report.culprits
+    known = situation.known_causes
     rank_of = {culprit.ci_id: culprit.rank for culprit in culprits}
+    rank_of.update((ci_id, 0) for ci_id in known)
     focused = [entry.ci_id for entry in impacted[:focus]]
-    concerned = list(dict.fromkeys([*(c.ci_id for c in culprits), *focused, *business_services]))
+    concerned = list(dict.fromkeys([*known, *(c.ci_id for c in culprits), *focused, *business_services]))
+    gone = gone or {}
 
     collected: dict[str, dict[str, list[str]]] = defaultdict(dict)
     procedures: dict[str, Procedure] = {}
@@ -232,25 +255,55 @@ def emergency_plan(
             procedures[applied.procedure.id] = applied.procedure
             collected[applied.procedure.id][ci_id] = list(applied.reasons)
             specificity[applied.procedure.id] = max(specificity[applied.procedure.id], applied.specificity)
+    resolved_with = situation.incident.resolved_with if situation.incident is not None else None
+    if resolved_with in plan.procedures:
+        assert situation.incident is not None and resolved_with is not None
+        procedures[resolved_with] = plan.procedures[resolved_with]
+        first = known[0] if known else situation.observed[0]
+        reasons = collected[resolved_with].setdefault(first, [])
+        reasons.insert(0, f"resolved incident {situation.incident.id} (recorded on the incident)")
+        rank_of.setdefault(first, 0)
+        specificity[resolved_with] = ROLLBACK_SPECIFICITY
 
     def action(procedure_id: str) -> PlanAction:
         by_ci = collected[procedure_id]
         ranks = [rank_of[ci_id] for ci_id in by_ci if ci_id in rank_of]
         reasons = [f"{ci_id}: {reason}" for ci_id, found in by_ci.items() for reason in found[:1]]
+        procedure = procedures[procedure_id]
+        cautions = [
+            f"it links to {ci_id}, which {gone[ci_id]}; check that its steps still fit"
+            for ci_id in procedure.applies_to
+            if ci_id in gone
+        ]
+        cautions += staleness(procedure, now, PlanGapsOptions())
         return PlanAction(
-            procedure=procedures[procedure_id],
+            procedure=procedure,
             ci_ids=tuple(by_ci),
             reasons=tuple(reasons),
             culprit_rank=min(ranks) if ranks else None,
+            cautions=tuple(cautions),
         )
 
-    def order(item: PlanAction) -> tuple[int, int, bool, int, float, int, int, str]:
-        # Within a level and culprit: the rollback of a suspect change, then the
-        # least risky and quickest procedures, so that responders try the least
-        # invasive remedy before a failover or a restore.
+    symptom_tags = {tag.lower() for tag in situation.tags}
+
+    def names_symptom(procedure: Procedure) -> bool:
+        # A runbook for the alert that fired, or a procedure tagged like the symptom.
+        alert = procedure.attributes.get("alert")
+        return (isinstance(alert, str) and alert.lower() in symptom_tags) or any(
+            tag.lower() in symptom_tags for tag in procedure.tags
+        )
+
+    def order(item: PlanAction) -> tuple[int, bool, bool, int, bool, int, float, int, int, str]:
+        # Within a level: a procedure for the alert or symptom tag that was
+        # seen first, and one linked to a retired or deleted CI last. Within
+        # a culprit: the rollback of a suspect change, then the least risky
+        # and quickest procedures, so that responders try the least invasive
+        # remedy before a failover or a restore.
         procedure = item.procedure
         return (
             LEVEL_ORDER[procedure.level],
+            not names_symptom(procedure),
+            any(ci_id in gone for ci_id in procedure.applies_to),
             item.culprit_rank if item.culprit_rank is not None else len(culprits) + 1,
             specificity[procedure.id] < ROLLBACK_SPECIFICITY,
             RISK_RANK[procedure.risk],
@@ -277,7 +330,10 @@ def emergency_plan(
         uncovered=[
             ci_id
             for ci_id in concerned
-            if ci_id in cis and ci_id not in covered and (ci_id in impacted_ids or ci_id in rank_of) and _important(cis[ci_id])
+            if ci_id in cis
+            and ci_id not in covered
+            and (ci_id in impacted_ids or ci_id in rank_of)
+            and _important(cis[ci_id])
         ],
     )
 

@@ -257,7 +257,12 @@ class PlanAction:
     level: str
     ci_ids: list[strawberry.ID]
     reasons: list[str] = strawberry.field(description="Per CI, the most specific reason, as 'ci: reason'.")
-    culprit_rank: int | None = strawberry.field(description="The best rank of a likely culprit it applies to.")
+    culprit_rank: int | None = strawberry.field(
+        description="The best rank of a likely culprit it applies to; 0 for a root cause the incident records."
+    )
+    cautions: list[str] = strawberry.field(
+        description="Why its steps may not fit: overdue review or drill, links to retired or deleted CIs."
+    )
 
     @classmethod
     def from_model(cls, action: analysis.PlanAction) -> PlanAction:
@@ -267,6 +272,7 @@ class PlanAction:
             ci_ids=[strawberry.ID(ci_id) for ci_id in action.ci_ids],
             reasons=list(action.reasons),
             culprit_rank=action.culprit_rank,
+            cautions=list(action.cautions),
         )
 
     @strawberry.field
@@ -530,8 +536,12 @@ class ProcedureInput:
     escalation: list[EscalationInput] | None = None
     applies_to: list[strawberry.ID] | None = strawberry.field(default=None, description="Ids of CIs it applies to directly.")
     selectors: list[SelectorInput] | None = None
-    last_reviewed: datetime | None = None
-    last_drilled: datetime | None = None
+    last_reviewed: str | None = strawberry.field(
+        default=None, description="A day such as 2026-09-01, or an ISO 8601 time with an offset."
+    )
+    last_drilled: str | None = strawberry.field(
+        default=None, description="A day such as 2026-06-15, or an ISO 8601 time with an offset."
+    )
     tags: list[str] | None = None
     source: str | None = None
     source_id: str | None = None

@@ -151,7 +151,7 @@ def _record(value: Any) -> Any:
 def _import_report(report: ImportReportModel) -> ImportReport:
     result = report.result
     return ImportReport(
-        result=WriteResult(**vars(result)),
+        result=WriteResult(**vars(result), warnings=report.warnings),
         cis_read=report.cis_read,
         relationships_read=report.relationships_read,
         changes_read=report.changes_read,

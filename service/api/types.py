@@ -399,6 +399,10 @@ class WriteResult:
     procedures_created: int
     procedures_updated: int
     procedures_unchanged: int
+    warnings: list[str] = strawberry.field(
+        default_factory=list,
+        description="Facts to check that did not stop the write, such as a selector that matches no CI.",
+    )
 
 
 @strawberry.type(description="A record that an import rejected, and why.")
