@@ -77,3 +77,28 @@ def test_write_without_other_writer_counts_created(neo4j_server: Any) -> None:
     assert store.relationships_of("db", "incoming") == RELATIONSHIPS
     assert store.write(CIS, RELATIONSHIPS, batch_size=1).changed is False
     store.close()
+
+
+def ci_count(server: Any, ci_id: str) -> int:
+    with neo4j.GraphDatabase.driver(server.uri, auth=(server.user, server.password)) as driver:
+        records, _, _ = driver.execute_query("MATCH (c:CI {id: $id}) RETURN count(c) AS cis", id=ci_id)
+    return int(records[0]["cis"])
+
+
+def test_write_other_writer_stores_ci_between_batches(neo4j_server: Any) -> None:
+    clear_neo4j(neo4j_server)
+    store = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
+    other = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
+    renamed_app = CI(id="app", name="app (other writer)", type="service")
+
+    def write_other(done: int, total: int) -> None:
+        if done == 2:
+            assert other.write([renamed_app], []) == WriteResult(cis_created=1)
+
+    result = store.write(CIS, RELATIONSHIPS, batch_size=1, progress=write_other)
+
+    assert result == WriteResult(cis_created=2, cis_updated=1, relationships_created=2)
+    assert ci_count(neo4j_server, "app") == 1
+    assert store.get_cis(["app"]) == {"app": CIS[2]}
+    store.close()
+    other.close()

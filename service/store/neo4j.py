@@ -9,8 +9,8 @@ shape, constraints and indexes are in ``schema/neo4j.cypher``.
 
 Every unit of work runs through ``execute_read`` or ``execute_write``, which
 retry it on transient errors, so each one is safe to run twice. Upserts are
-``MERGE`` based, except that relationships which the version counter proves
-absent are written with ``CREATE`` (see ``_NewCIs``), and a transaction
+``MERGE`` based, except that CIs and relationships which the version counter
+proves absent are written with ``CREATE`` (see ``_NewCIs``), and a transaction
 function only returns plain data. Each
 transaction that changes the graph also increments the version counter on the
 single ``:FaultgraphMeta`` node; a transaction that finds every record stored
@@ -215,6 +215,19 @@ _COUNT_STORED_CIS = "UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN count(c) AS 
 _MERGE_NEW_CIS = """
 UNWIND $rows AS row
 MERGE (c:CI {id: row.props.id})
+SET c = row.props
+RETURN count(row) AS created, 0 AS updated
+"""
+
+# Used by a batch that holds the version lock (see _NewCIs) and counted none of
+# its CIs as stored. No other transaction can commit a change before this one
+# ends, so those ids stay absent. CREATE skips the locking index lookup and the
+# Eager step of _MERGE_NEW_CIS, which cut the Neo4j worker's CPU time in the CI
+# batches of a first import of the generated 1M graph from about 10.3 s to
+# 8.3 s (one run against four, 2-core VM).
+_CREATE_NEW_CIS = """
+UNWIND $rows AS row
+CREATE (c:CI)
 SET c = row.props
 RETURN count(row) AS created, 0 AS updated
 """
@@ -1412,7 +1425,13 @@ def _upsert_ci_batch(
         counts.version_before = _lock_version(tx)
     ids = [row["props"]["id"] for row in rows]
     stored = tx.run(_COUNT_STORED_CIS, ids=ids).single(strict=True)["stored"]
-    record = tx.run(_UPSERT_CIS if stored else _MERGE_NEW_CIS, rows=rows).single(strict=True)
+    if stored:
+        query = _UPSERT_CIS
+    elif counts.version_before is not None:
+        query = _CREATE_NEW_CIS
+    else:
+        query = _MERGE_NEW_CIS
+    record = tx.run(query, rows=rows).single(strict=True)
     counts.created = record["created"]
     counts.updated = record["updated"] + repeats.updated
     counts.version_after = counts.version_before
