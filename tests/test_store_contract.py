@@ -500,6 +500,19 @@ def test_write_counts_new_and_stored_cis(listed_store: GraphStore, batch_size: i
     assert stored == {"new-1": new[0], "new-2": new[1], "cart": LISTED[0], "db-2": renamed}
 
 
+def test_write_repeated_relationship_across_batches(store: GraphStore) -> None:
+    hard = relationship("app", DEPENDS_ON, "db")
+    soft = relationship("app", DEPENDS_ON, "db", strength=Strength.SOFT)
+
+    result = store.write([ci("app"), ci("db", type="database")], [hard, soft, soft], batch_size=1)
+
+    expected = WriteResult(
+        cis_created=2, relationships_created=1, relationships_updated=1, relationships_unchanged=1
+    )
+    assert result == expected
+    assert store.relationships_of("app", "outgoing") == [soft]
+
+
 def test_write_relationships_to_stored_cis(listed_store: GraphStore) -> None:
     added = relationship("checkout", DEPENDS_ON, "db-1")
 
