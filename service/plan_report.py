@@ -238,6 +238,13 @@ def gaps_markdown(gaps: PlanGaps, cis: Mapping[str, CI]) -> str:
         "",
     ]
     lines += [f"- {_name(item.ci_id, cis)}: {'; '.join(item.reasons[:3])}" for item in gaps.uncovered] or ["- none"]
+    if gaps.important_count == 0:
+        lines += [
+            "",
+            f"No CI counts as important: none has criticality {options.min_criticality.value} or higher, and no "
+            "business service or transaction of that criticality depends on one. Set the criticality of your "
+            "CIs and business services, or pass a lower --min-criticality.",
+        ]
     lines += ["", f"## Procedures overdue for review or drill ({len(gaps.stale)})", ""]
     lines += [f"- {item.procedure.id} ({item.procedure.title}): {'; '.join(item.reasons)}" for item in gaps.stale] or [
         "- none"

@@ -370,3 +370,15 @@ def test_cli_plan_gaps_example_lists_real_gaps(example_db: Path) -> None:
     ]
     assert gaps["missing_procedures"] == []
     assert gaps["gap_count"] == 11
+
+
+def test_cli_plan_gaps_explains_no_important_ci(tmp_path: Path) -> None:
+    bundle = tmp_path / "flat.yaml"
+    bundle.write_text("cis:\n  - {id: web, type: service}\n  - {id: db, type: database}\n", encoding="utf-8")
+    db = tmp_path / "fg.db"
+    run_cli("import", "bundle", str(bundle), db=db)
+
+    output = run_cli("plan-gaps", db=db).stdout
+
+    assert "0 important CIs" in output
+    assert "No CI counts as important: none has criticality high or higher" in output
