@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -496,41 +496,27 @@ def batch_from_records(
 ) -> ImportBatch:
     """Turn CI, relationship, change, incident and procedure records into an ImportBatch, collecting every problem."""
     batch = ImportBatch()
-    for index, record in enumerate(cis):
-        origin = Origin(source, f"{section_prefix}cis{_describe(index, record, 'id')}")
-        ci, problems = ci_from_record(record, origin)
-        if ci is None:
-            batch.problems.extend(problems)
-        else:
-            batch.cis.append((ci, origin))
-    for index, record in enumerate(relationships):
-        origin = Origin(source, f"{section_prefix}relationships{_describe_relationship(index, record)}")
-        relationship, problems = relationship_from_record(record, origin)
-        if relationship is None:
-            batch.problems.extend(problems)
-        else:
-            batch.relationships.append((relationship, origin))
-    for index, record in enumerate(changes):
-        origin = Origin(source, f"{section_prefix}changes{_describe(index, record, 'id')}")
-        change, problems = change_from_record(record, origin)
-        if change is None:
-            batch.problems.extend(problems)
-        else:
-            batch.changes.append((change, origin))
-    for index, record in enumerate(incidents):
-        origin = Origin(source, f"{section_prefix}incidents{_describe(index, record, 'id')}")
-        incident, problems = incident_from_record(record, origin)
-        if incident is None:
-            batch.problems.extend(problems)
-        else:
-            batch.incidents.append((incident, origin))
-    for index, record in enumerate(procedures):
-        origin = Origin(source, f"{section_prefix}procedures{_describe(index, record, 'id')}")
-        procedure, problems = procedure_from_record(record, origin)
-        if procedure is None:
-            batch.problems.extend(problems)
-        else:
-            batch.procedures.append((procedure, origin))
+    sections: list[tuple[str, Iterable[Any], Any, list[Any], Callable[[int, Any], str]]] = [
+        ("cis", cis, ci_from_record, batch.cis, lambda index, record: _describe(index, record, "id")),
+        ("relationships", relationships, relationship_from_record, batch.relationships, _describe_relationship),
+        ("changes", changes, change_from_record, batch.changes, lambda index, record: _describe(index, record, "id")),
+        ("incidents", incidents, incident_from_record, batch.incidents, lambda index, record: _describe(index, record, "id")),
+        (
+            "procedures",
+            procedures,
+            procedure_from_record,
+            batch.procedures,
+            lambda index, record: _describe(index, record, "id"),
+        ),
+    ]
+    for name, records, convert, found, describe in sections:
+        for index, record in enumerate(records):
+            origin = Origin(source, f"{section_prefix}{name}{describe(index, record)}")
+            built, problems = convert(record, origin)
+            if built is None:
+                batch.problems.extend(problems)
+            else:
+                found.append((built, origin))
     return batch
 
 

@@ -21,6 +21,7 @@ from service.config import Settings
 from service.store.base import GraphStore
 from tests.conftest import TEST_DATA
 from tests.test_api import GraphQLClient
+from tests.support.text import positions
 
 PLAN_BUNDLE = TEST_DATA / "plan" / "call-center.yaml"
 
@@ -119,15 +120,6 @@ def procedure_ids(entries: list[dict[str, Any]]) -> list[str]:
 def plan_for(client: GraphQLClient, **arguments: Any) -> dict[str, Any]:
     variables = {"symptom": None, "incidentId": None, "ciId": None, **arguments}
     return client.data(PLAN, **variables)["emergencyPlan"]  # type: ignore[no-any-return]
-
-
-def positions(text: str, headings: list[str]) -> list[int]:
-    """Return where each heading starts in the text, failing on a missing one."""
-    found = []
-    for heading in headings:
-        assert heading in text, f"{heading!r} missing from:\n{text}"
-        found.append(text.index(heading))
-    return found
 
 
 # Import

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import TEST_DATA
 from tests.support.cli import run_cli
+from tests.support.text import positions
 
 PLAN_BUNDLE = TEST_DATA / "plan" / "call-center.yaml"
 AS_OF = "2026-04-01T12:00:00Z"
@@ -25,15 +26,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cli-plan") / "fg.db"
     run_cli("import", "bundle", str(PLAN_BUNDLE), db=path)
     return path
-
-
-def positions(text: str, parts: list[str]) -> list[int]:
-    """Return where each part starts in the text, failing on a missing one."""
-    found = []
-    for part in parts:
-        assert part in text, f"{part!r} missing from:\n{text}"
-        found.append(text.index(part))
-    return found
 
 
 # Import
