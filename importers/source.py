@@ -67,10 +67,11 @@ def impossible_date_problem(source: str, text: str, exc: ValueError, first_line:
             try:
                 date(year, month, day)
             except ValueError:
+                key = re.match(r"\s*(?:-\s*)?([\w.-]+)\s*:", line)
                 return RecordProblem(
                     source,
                     f"line {number}",
-                    "(file)",
+                    key.group(1) if key else "(file)",
                     f"{match.group(0)!r} is not a real date ({exc}); correct it, or quote it if it is not a date",
                 )
     return RecordProblem(source, "(file)", "(file)", f"invalid value in the YAML: {exc}; correct it")

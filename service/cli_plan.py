@@ -42,7 +42,7 @@ def _emit(text: str, output: Path | None) -> None:
 @click.option("--tag", "tags", multiple=True, help="Symptom tag, such as timeout or slow_response; repeatable.")
 @click.option("--text", help="The symptom in words, compared with the texts of past incidents.")
 @click.option("--incident", "incident_id", metavar="INCIDENT_ID", help="Plan for a stored incident.")
-@click.option("--ci", "ci_id", metavar="CI_ID", help="Plan for a failing CI, from now.")
+@click.option("--ci", "ci_id", metavar="CI_ID", help="Plan for a CI that is down now.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead.")
 @click.pass_context
@@ -66,7 +66,13 @@ def plan_command(
     if not (ci_ids or incident_id or ci_id):
         raise click.UsageError("say what the plan is for: --at with --since, --incident, or --ci")
     if not ci_ids and (started_at or tags or text):
-        raise click.UsageError("--since, --tag and --text describe a symptom; give them with --at")
+        given = ", ".join(
+            name for name, value in (("--since", started_at), ("--tag", tags), ("--text", text)) if value
+        )
+        raise click.UsageError(
+            f"{given} describe a symptom seen at --at CIs; give them with --at. With --ci the plan is for a CI "
+            "that is down now, and with --incident the incident gives the onset, tags and text"
+        )
     if ci_ids and not started_at:
         raise click.UsageError("a symptom needs --since as well as --at, such as --since 2026-03-09T09:05:00Z")
     symptom = None
@@ -93,8 +99,10 @@ def plan_command(
 
 
 @click.command("plan-gaps")
-@click.option("--review-days", type=click.IntRange(min=1), default=365, show_default=True, help="Review period.")
-@click.option("--drill-days", type=click.IntRange(min=1), default=365, show_default=True, help="Drill period.")
+@click.option(
+    "--review-days", type=click.IntRange(min=1), default=365, show_default=True, help="Review period, in days."
+)
+@click.option("--drill-days", type=click.IntRange(min=1), default=365, show_default=True, help="Drill period, in days.")
 @click.option(
     "--min-criticality",
     type=click.Choice([level.value for level in Criticality]),

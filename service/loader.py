@@ -517,9 +517,17 @@ def _reference_warnings(
 def _selector_warnings(
     store: GraphStore, batch: ImportBatch, procedures: list[tuple[Procedure, Origin]]
 ) -> list[str]:
-    """Warn about each selector that matches no CI of the import or the store."""
+    """Warn about each selector that matches no CI of the import or the store, and about unlinked procedures."""
     warnings = []
+    # An importer may have said so already (the runbook importer does).
+    reported = [warning for warning in batch.warnings if "applies to no CI" in warning]
     for procedure, origin in procedures:
+        unlinked = not procedure.applies_to and not procedure.selectors
+        if unlinked and not any(warning.startswith(origin.source) for warning in reported):
+            warnings.append(
+                f"{origin.source} record {origin.record}: procedure {procedure.id!r} applies to no CI, so no "
+                "plan will show it; add applies_to or selectors"
+            )
         for index, selector in enumerate(procedure.selectors):
             if not _selector_matches_any(store, batch, selector):
                 warnings.append(

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from service.analysis.plan import FOCUS_LIMIT, OWNER_LIMIT, EmergencyPlan, Notification, PlanAction, PlanGaps
-from service.model import CI, Contact, Procedure, ProcedureLevel, format_time
+from service.model import CI, Contact, Criticality, Procedure, ProcedureLevel, format_time
 from service.records import procedure_to_record
 
 _LEVEL_HEADINGS = {
@@ -110,30 +110,38 @@ def _first_steps(plan: EmergencyPlan, cis: Mapping[str, CI]) -> list[str]:
     """Return the few lines to read first: whom to call, what to check, what to do at each level."""
     steps = []
     if plan.notify:
-        owners = ", ".join(notification.owner for notification in plan.notify[:3])
-        more = f" and {_count(len(plan.notify) - 3, 'more owner')}" if len(plan.notify) > 3 else ""
-        steps.append(f"Notify {owners}{more}.")
+        # The team that owns the first CI to check acts first, so it leads the list.
+        suspect = next(iter(plan.situation.known_causes), plan.check_first[0].ci_id if plan.check_first else None)
+        first_owner = cis[suspect].owner if suspect in cis else None
+        owners = list(dict.fromkeys([*([first_owner] if first_owner else []), *(n.owner for n in plan.notify)]))
+        more = f" and {_count(len(owners) - 3, 'more owner')}" if len(owners) > 3 else ""
+        steps.append(f"Notify {', '.join(owners[:3])}{more}.")
     known = plan.situation.known_causes
     if known:
         steps.append(f"The incident records the root cause: {_names(list(known), cis, 3)}. Start there.")
     elif plan.check_first:
         top = plan.check_first[0]
         evidence = next((line for line in top.evidence if "before onset" in line), top.evidence[0] if top.evidence else "")
-        steps.append(f"Check {_name(top.ci_id, cis)} first: {evidence}.")
-    for level in _LEVEL_HEADINGS:
-        actions = plan.actions_at(level)
-        if actions:
-            first = actions[0]
-            steps.append(f"{level.value.capitalize()} level: {first.procedure.id}, {first.procedure.title}.")
+        ci = cis.get(top.ci_id)
+        owner = f" (owner {ci.owner})" if ci is not None and ci.owner else ""
+        steps.append(f"Check {_name(top.ci_id, cis)}{owner} first: {evidence}.")
+    for action in plan.first_actions:
+        level = action.procedure.level.value.capitalize()
+        steps.append(f"{level} level: {action.procedure.id}, {action.procedure.title}.")
+    if not plan.first_actions and plan.actions:
+        steps.append("No procedure targets the likely culprits or the observed CIs; see section 3.")
     return [f"{number}. {step}" for number, step in enumerate(steps, start=1)]
 
 
-def _notification_line(notification: Notification, cis: Mapping[str, CI]) -> str:
+def _notification_line(notification: Notification, suspects: set[str], cis: Mapping[str, CI]) -> str:
     business = [ci_id for ci_id in notification.ci_ids if ci_id in cis and cis[ci_id].is_business]
-    others = [ci_id for ci_id in notification.ci_ids if ci_id not in business]
+    suspected = [ci_id for ci_id in notification.ci_ids if ci_id in suspects and ci_id not in business]
+    others = [ci_id for ci_id in notification.ci_ids if ci_id not in business and ci_id not in suspected]
     parts = []
     if business:
         parts.append(f"owner of business services and transactions {_names(business, cis)}")
+    if suspected:
+        parts.append(f"owner of CIs to check first {_names(suspected, cis)}")
     if others:
         parts.append(f"owner of impacted CIs {_names(others, cis)}")
     return f"- **{notification.owner}**, {' and '.join(parts)}"
@@ -170,7 +178,8 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
             "",
         ]
     if plan.notify:
-        lines += [_notification_line(notification, cis) for notification in plan.notify]
+        suspects = {*plan.situation.known_causes, *(culprit.ci_id for culprit in plan.check_first[:3])}
+        lines += [_notification_line(notification, suspects, cis) for notification in plan.notify]
     else:
         lines.append("- No impacted CI records an owner; find the owners and add them to the CMDB.")
     lines.append("")
@@ -182,10 +191,11 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         lines += [f"The incident records the root cause: {_names(list(situation.known_causes), cis)}.", ""]
     if not plan.check_first:
         lines += [f"No likely culprit: {plan.culprit_reason or 'no candidate'}.", ""]
-    for culprit in plan.check_first:
+    for number, culprit in enumerate(plan.check_first, start=1):
         ci = cis.get(culprit.ci_id)
         owner = f", owner {ci.owner}" if ci is not None and ci.owner else ""
-        lines.append(f"{culprit.rank}. **{_name(culprit.ci_id, cis)}**, score {culprit.score:.2f}{owner}")
+        recorded = ", the recorded root cause" if culprit.ci_id in situation.known_causes else ""
+        lines.append(f"{number}. **{_name(culprit.ci_id, cis)}**{recorded}, score {culprit.score:.2f}{owner}")
         lines += [f"   - {evidence}" for evidence in culprit.evidence]
     if plan.check_first:
         lines.append("")
@@ -230,7 +240,7 @@ def gaps_markdown(gaps: PlanGaps, cis: Mapping[str, CI]) -> str:
     lines = [
         "# Emergency plan upkeep",
         "",
-        f"As of {format_time(gaps.as_of)}: {gaps.procedure_count} procedures, {gaps.important_count} important CIs, "
+        f"As of {format_time(gaps.as_of.replace(microsecond=0))}: {gaps.procedure_count} procedures, {gaps.important_count} important CIs, "
         f"{gaps.gap_count} gaps. Reviews are due every {options.review_within.days} days and drills every "
         f"{options.drill_within.days} days; CIs count as important from criticality {options.min_criticality.value}.",
         "",
@@ -239,11 +249,12 @@ def gaps_markdown(gaps: PlanGaps, cis: Mapping[str, CI]) -> str:
     ]
     lines += [f"- {_name(item.ci_id, cis)}: {'; '.join(item.reasons[:3])}" for item in gaps.uncovered] or ["- none"]
     if gaps.important_count == 0:
+        lower = "" if options.min_criticality == Criticality.LOW else ", or pass a lower --min-criticality"
         lines += [
             "",
             f"No CI counts as important: none has criticality {options.min_criticality.value} or higher, and no "
             "business service or transaction of that criticality depends on one. Set the criticality of your "
-            "CIs and business services, or pass a lower --min-criticality.",
+            f"CIs and business services{lower}.",
         ]
     lines += ["", f"## Procedures overdue for review or drill ({len(gaps.stale)})", ""]
     lines += [f"- {item.procedure.id} ({item.procedure.title}): {'; '.join(item.reasons)}" for item in gaps.stale] or [

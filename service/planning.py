@@ -85,7 +85,8 @@ def situation_for(
     elif incident is not None:
         started_at, tags, text = incident.started_at, incident.symptom_tags, incident.symptom_text
     else:
-        started_at, tags, text = now.replace(microsecond=0), (), None
+        # A plan for a CI alone is for a CI that fails now.
+        started_at, tags, text = now.replace(microsecond=0), ("down",), None
     if symptom is not None and incident is not None:
         tags = tags or incident.symptom_tags
         text = text or incident.symptom_text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -231,16 +232,28 @@ def _parse_days(
     A plain day means the start of that day in UTC.
     """
     day_values: dict[str, Any] = {}
+    day_problems: list[RecordProblem] = []
     for name in names:
         raw = record.get(name)
-        if isinstance(raw, str) and len(raw.strip()) == 10:
+        if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
             try:
                 day_values[name] = datetime.combine(date.fromisoformat(raw.strip()), time(), UTC)
-            except ValueError:
-                pass
-    values, problems = _parse_times(record, origin, tuple(name for name in names if name not in day_values))
+            except ValueError as exc:
+                day_problems.append(
+                    RecordProblem(
+                        origin.source,
+                        origin.record,
+                        name,
+                        f"{name} {raw!r} is not a real day ({exc}); write a day such as 2026-03-01 "
+                        "or a time with an offset",
+                    )
+                )
+    checked = {problem.field for problem in day_problems}
+    values, problems = _parse_times(
+        record, origin, tuple(name for name in names if name not in day_values and name not in checked)
+    )
     values.update(day_values)
-    return values, problems
+    return values, [*day_problems, *problems]
 
 
 def _check_order(

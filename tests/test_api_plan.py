@@ -369,6 +369,8 @@ def test_api_emergency_plan_for_symptom_sections(client: GraphQLClient) -> None:
         {"owner": "care-ops", "business": True, "ciIds": ["callback-booking"]},
         {"owner": "care-director", "business": True, "ciIds": ["customer-care"]},
         {"owner": "crm-team", "business": False, "ciIds": ["crm-app"]},
+        {"owner": "dba-team", "business": False, "ciIds": ["crm-db"]},
+        {"owner": "infra-team", "business": False, "ciIds": ["crm-vm"]},
     ]
     assert procedure_ids(plan["communication"]) == ["PROC-PROD-ESCALATE", "PROC-NOTIFY-CARE", "PROC-CARE-BANNER"]
     assert [item["ci"]["id"] for item in plan["checkFirst"]] == ["crm-app", "crm-db", "crm-vm", "hv-1"]
@@ -407,9 +409,10 @@ def test_api_emergency_plan_for_incident(client: GraphQLClient) -> None:
     assert plan["situation"].startswith(
         "incident INC-1 (Callback booking times out, high, resolved); symptoms at callback-booking"
     )
+    # The recorded root cause leads, ahead of its higher-scored consumer.
     assert [item["ci"]["id"] for item in plan["checkFirst"]] == [
-        "callback-booking",
         "crm-app",
+        "callback-booking",
         "crm-db",
         "crm-vm",
         "hv-1",
@@ -417,6 +420,8 @@ def test_api_emergency_plan_for_incident(client: GraphQLClient) -> None:
     assert [(item["owner"], item["business"]) for item in plan["notify"]] == [
         ("care-ops", True),
         ("care-director", True),
+        ("crm-team", False),
+        ("dba-team", False),
     ]
     # The escalation applies to the recorded root cause crm-app, so it leads.
     assert procedure_ids(plan["communication"]) == ["PROC-PROD-ESCALATE", "PROC-CARE-BANNER", "PROC-NOTIFY-CARE"]
@@ -436,8 +441,9 @@ def test_api_emergency_plan_for_ci_starts_now(client: GraphQLClient) -> None:
     assert plan["notify"] == [
         {"owner": "care-ops", "business": True, "ciIds": ["callback-booking"]},
         {"owner": "care-director", "business": True, "ciIds": ["customer-care"]},
-        {"owner": "crm-team", "business": False, "ciIds": ["crm-app"]},
         {"owner": "dba-team", "business": False, "ciIds": ["crm-db"]},
+        {"owner": "infra-team", "business": False, "ciIds": ["crm-vm", "hv-1"]},
+        {"owner": "crm-team", "business": False, "ciIds": ["crm-app"]},
     ]
     # No change is suspect now, so the low-risk rollback comes before the restart of unstated risk.
     assert procedure_ids(plan["actions"]) == [
@@ -530,7 +536,7 @@ def test_api_plan_markdown_procedures_order(client: GraphQLClient) -> None:
 
     headings = [
         "- **care-ops**, owner of business services",
-        "- **crm-team**, owner of impacted CIs",
+        "- **crm-team**, owner of CIs to check first",
         "PROC-PROD-ESCALATE: Call the major-incident manager",
         "1. **crm-app (CRM application)**",
         "PROC-CALLBACK-MANUAL: Take callback requests on paper",

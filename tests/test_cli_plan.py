@@ -55,14 +55,15 @@ def test_cli_plan_incident_sections_order(db: Path) -> None:
         "since 2026-04-01T09:00:00Z; tags timeout",
         "## First steps",
         "2. The incident records the root cause: crm-app (CRM application). Start there.",
+        "3. Service level: PROC-CRM-ROLLBACK, Roll back the CRM configuration.",
         "## 1. Notify",
         "- **care-ops**, owner of business services and transactions callback-booking (Callback booking)",
         "- **care-director**, owner of business services and transactions customer-care (Customer care)",
         "#### [ ] PROC-CARE-BANNER: Show the callback outage banner to agents",
         "#### [ ] PROC-NOTIFY-CARE: Tell the care director and open the bridge",
         "## 2. Check first",
-        "1. **callback-booking (Callback booking)**",
-        "2. **crm-app (CRM application)**",
+        "1. **crm-app (CRM application)**, the recorded root cause",
+        "2. **callback-booking (Callback booking)**",
         "## 3. Act",
         "**No procedure** covers hv-1 (Hypervisor 1)",
         "### Transaction level",
@@ -98,7 +99,7 @@ def test_cli_plan_symptom_rolls_back_change_first(db: Path) -> None:
     output = run_cli("plan", "--at", "crm-app", "--since", "2026-04-01T09:00:00Z", "--tag", "timeout", db=db).stdout
 
     assert "1. **crm-app (CRM application)**" in output
-    assert "- **crm-team**, owner of impacted CIs crm-app (CRM application)" in output
+    assert "- **crm-team**, owner of CIs to check first crm-app (CRM application)" in output
     assert "Why: crm-app: rolls back config CHG-1 (Cut the CRM connection pool from 200 to 40)" in output
     service_level = output[output.index("### Service level") : output.index("### System level")]
     assert service_level.index("PROC-CRM-ROLLBACK") < service_level.index("PROC-JAVA-RESTART")
@@ -109,9 +110,12 @@ def test_cli_plan_json(db: Path) -> None:
 
     assert document["situation"]["incident"] == "INC-1"
     assert document["situation"]["started_at"] == "2026-04-01T09:00:00Z"
+    # The owners of the recorded root cause and the top culprits have to act, so they are told too.
     assert [(item["owner"], item["business"]) for item in document["notify"]] == [
         ("care-ops", True),
         ("care-director", True),
+        ("crm-team", False),
+        ("dba-team", False),
     ]
     # The escalation applies to the recorded root cause crm-app, so it leads.
     assert [item["procedure"]["id"] for item in document["communication"]] == [
@@ -120,8 +124,8 @@ def test_cli_plan_json(db: Path) -> None:
         "PROC-NOTIFY-CARE",
     ]
     assert [item["id"] for item in document["check_first"]] == [
-        "callback-booking",
         "crm-app",
+        "callback-booking",
         "crm-db",
         "crm-vm",
         "hv-1",
@@ -146,7 +150,13 @@ def test_cli_plan_for_ci(db: Path) -> None:
     assert document["situation"]["observed"] == ["crm-db"]
     assert document["situation"]["incident"] is None
     assert [item["id"] for item in document["check_first"]] == ["crm-db", "crm-vm", "hv-1"]
-    assert [item["owner"] for item in document["notify"]] == ["care-ops", "care-director", "crm-team", "dba-team"]
+    assert [item["owner"] for item in document["notify"]] == [
+        "care-ops",
+        "care-director",
+        "dba-team",
+        "infra-team",
+        "crm-team",
+    ]
 
 
 def test_cli_plan_output_writes_file(db: Path, tmp_path: Path) -> None:

@@ -305,7 +305,7 @@ def test_loader_warns_about_rollback_procedure_not_in_plan(plan_store: GraphStor
         [],
         "changes.yaml",
         changes=[{**change, "rollback_procedure": "P1"}, {**change, "id": "CHG-2", "rollback_procedure": "P-none"}],
-        procedures=[RESTART],
+        procedures=[{**RESTART, "applies_to": ["db"]}],
     )
 
     report = load(plan_store, batch)
@@ -339,3 +339,27 @@ def test_retired_ci_may_still_be_linked(plan_store: GraphStore) -> None:
     report = _bundle(plan_store, [{**RESTART, "applies_to": ["old-pbx"]}])
 
     assert report.result.procedures_created == 1
+
+
+def test_loader_warns_about_procedure_linked_to_no_ci(plan_store: GraphStore) -> None:
+    report = _bundle(plan_store, [RESTART])
+
+    assert report.warnings == [
+        "plan.yaml record procedures#0 (id 'P1'): procedure 'P1' applies to no CI, so no plan will show it; "
+        "add applies_to or selectors"
+    ]
+
+
+def test_procedure_record_rejects_impossible_day() -> None:
+    record = {"id": "P", "title": "Restart", "level": "system", "action": "restart", "last_drilled": "2026-13-01"}
+
+    built, problems = procedure_from_record(record, Origin("plan.yaml", "#0"))
+
+    assert built is None
+    assert [(p.field, p.message) for p in problems] == [
+        (
+            "last_drilled",
+            "last_drilled '2026-13-01' is not a real day (month must be in 1..12); write a day such as "
+            "2026-03-01 or a time with an offset",
+        )
+    ]

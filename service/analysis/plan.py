@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import breadth_first_order
 
 from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radius, business_services_reached
 from service.analysis.culprits import Culprit, CulpritOptions, CulpritReport, Symptom, likely_culprits
-from service.analysis.events import EventIndex
+from service.analysis.events import EventIndex, build_event_index
 from service.analysis.procedures import (
     LEVEL_ORDER,
     ROLLBACK_SPECIFICITY,
@@ -164,6 +164,7 @@ class EmergencyPlan:
     actions: list[PlanAction]
     tooling: list[PlanAction]
     uncovered: list[str]
+    first_actions: list[PlanAction] = field(default_factory=list)
 
     def actions_at(self, level: ProcedureLevel) -> list[PlanAction]:
         return [action for action in self.actions if action.procedure.level == level]
@@ -184,6 +185,10 @@ def plan_scope(
     DEGRADED otherwise, and no CI they reach is hurt worse than they are.
     """
     symptom = Symptom(situation.observed, situation.started_at, situation.tags, situation.text)
+    if situation.incident is not None:
+        # The incident being planned for is no evidence about itself.
+        planned = situation.incident.id
+        events = build_event_index(events.changes, [i for i in events.incidents if i.id != planned])
     report = likely_culprits(topology, symptom, events, statuses, CulpritOptions(limit=culprit_limit))
     failed = list(dict.fromkeys(ci_id for ci_id in situation.observed if ci_id in topology.index))
     # Unless the symptom says down, the observed CIs are degraded, and so is
@@ -293,17 +298,19 @@ def emergency_plan(
             tag.lower() in symptom_tags for tag in procedure.tags
         )
 
-    def order(item: PlanAction) -> tuple[int, bool, bool, int, bool, int, float, int, int, str]:
+    def order(item: PlanAction) -> tuple[int, bool, bool, bool, int, bool, int, float, int, int, str]:
         # Within a level: a procedure for the alert or symptom tag that was
-        # seen first, and one linked to a retired or deleted CI last. Within
-        # a culprit: the rollback of a suspect change, then the least risky
-        # and quickest procedures, so that responders try the least invasive
-        # remedy before a failover or a restore.
+        # seen first; a last resort (critical risk) and one linked to a retired
+        # or deleted CI last. Within a culprit: the rollback of a suspect
+        # change, then the least risky and quickest procedures, so that
+        # responders try the least invasive remedy before a failover or a
+        # restore.
         procedure = item.procedure
         return (
             LEVEL_ORDER[procedure.level],
             not names_symptom(procedure),
             any(ci_id in gone for ci_id in procedure.applies_to),
+            procedure.risk == Risk.CRITICAL,
             item.culprit_rank if item.culprit_rank is not None else len(culprits) + 1,
             specificity[procedure.id] < ROLLBACK_SPECIFICITY,
             RISK_RANK[procedure.risk],
@@ -314,19 +321,47 @@ def emergency_plan(
         )
 
     all_actions = sorted((action(procedure_id) for procedure_id in procedures), key=order)
+    observed = set(situation.observed)
+    # The first things to do: a procedure for the alert named in the symptom,
+    # then those for the recorded cause or the top culprit, or for an
+    # observed CI; at most one per level, and none of high or critical risk.
+    candidates = [
+        item
+        for item in all_actions
+        if item.procedure.level in ACTION_LEVELS
+        and item.procedure.risk not in (Risk.HIGH, Risk.CRITICAL)
+        and not any(ci_id in gone for ci_id in item.procedure.applies_to)
+        and (
+            names_symptom(item.procedure)
+            or (item.culprit_rank is not None and item.culprit_rank <= 1)
+            or observed.intersection(item.ci_ids)
+        )
+    ]
+    candidates.sort(
+        key=lambda item: (
+            not names_symptom(item.procedure),
+            item.culprit_rank if item.culprit_rank is not None else len(culprits) + 1,
+            LEVEL_ORDER[item.procedure.level],
+        )
+    )
+    first_actions: list[PlanAction] = []
+    for item in candidates:
+        if all(chosen.procedure.level != item.procedure.level for chosen in first_actions):
+            first_actions.append(item)
     impacted_ids = set(focused) | set(business_services)
     return EmergencyPlan(
         situation=situation,
         generated_at=now,
         impacted=impacted,
         business_services=business_services,
-        notify=_notifications(impacted, business_services, cis),
+        notify=_notifications(impacted, business_services, [*known, *(c.ci_id for c in culprits[:3])], cis),
         communication=[a for a in all_actions if a.procedure.level == ProcedureLevel.COMMUNICATION],
-        check_first=culprits,
+        check_first=sorted(culprits, key=lambda culprit: culprit.ci_id not in known),
         culprit_reason=report.reason,
         rollback_first=report.rollback_first,
         actions=[a for a in all_actions if a.procedure.level in ACTION_LEVELS],
         tooling=[a for a in all_actions if a.procedure.level == ProcedureLevel.TOOLING],
+        first_actions=first_actions,
         uncovered=[
             ci_id
             for ci_id in concerned
@@ -343,22 +378,36 @@ def _important(ci: CI) -> bool:
 
 
 def _notifications(
-    impacted: list[ImpactedEntry], business_services: list[str], cis: Mapping[str, CI]
+    impacted: list[ImpactedEntry], business_services: list[str], suspects: list[str], cis: Mapping[str, CI]
 ) -> list[Notification]:
+    """Return the owners to notify: of business CIs first, then of suspects and impacted CIs.
+
+    ``suspects`` are the recorded root causes and the top culprits: their
+    owners are the teams that have to act, so they are told even when the
+    suspect itself is not hurt.
+    """
     business_owners: dict[str, list[str]] = defaultdict(list)
     for ci_id in business_services:
         ci = cis.get(ci_id)
         if ci is not None and ci.owner:
             business_owners[ci.owner].append(ci_id)
     owners: dict[str, list[str]] = defaultdict(list)
-    for entry in impacted:
-        ci = cis.get(entry.ci_id)
-        if ci is not None and ci.owner and entry.ci_id not in business_services:
-            owners[ci.owner].append(entry.ci_id)
+    for ci_id in dict.fromkeys([*suspects, *(entry.ci_id for entry in impacted)]):
+        ci = cis.get(ci_id)
+        if ci is not None and ci.owner and ci_id not in business_services:
+            owners[ci.owner].append(ci_id)
+    # Owners of suspects in the order of the suspects, then by how many impacted CIs they own.
+    suspect_rank: dict[str, int] = {}
+    for position, ci_id in enumerate(suspects):
+        ci = cis.get(ci_id)
+        if ci is not None and ci.owner:
+            suspect_rank.setdefault(ci.owner, position)
     notifications = [Notification(owner, tuple(ids), True) for owner, ids in business_owners.items()]
     notifications += [
         Notification(owner, tuple(ids), False)
-        for owner, ids in sorted(owners.items(), key=lambda item: (-len(item[1]), item[0]))
+        for owner, ids in sorted(
+            owners.items(), key=lambda item: (suspect_rank.get(item[0], len(suspects)), -len(item[1]), item[0])
+        )
         if owner not in business_owners
     ]
     for owner, ids in owners.items():
@@ -577,6 +626,12 @@ class _LiveCIs:
 def _broken_links(
     procedure: Procedure, by_id: Mapping[str, CI], live: _LiveCIs, topology: Topology, now: datetime
 ) -> list[BrokenLink]:
+    if not procedure.applies_to and not procedure.selectors:
+        return [
+            BrokenLink(
+                procedure, "applies_to", None, "links to no CI, so no plan shows it; add applies_to or selectors"
+            )
+        ]
     broken = []
     for position, ci_id in enumerate(procedure.applies_to):
         why = _gone(by_id.get(ci_id), now)

@@ -230,7 +230,12 @@ async def resolve_procedures(info: Info[RequestContext, None], filter: Procedure
 
 @strawberry.type(description="A CI hurt in this situation.")
 class PlanImpact:
-    impact: str = strawberry.field(description="DOWN, DEGRADED or AT_RISK; the observed CIs and the top culprit count as DOWN.")
+    impact: str = strawberry.field(
+        description=(
+            "DOWN, DEGRADED or AT_RISK. The observed CIs count as DOWN when a symptom tag says down (or for a "
+            "ciId alone), else as DEGRADED, and nothing they reach is hurt worse."
+        )
+    )
     distance: int
     ci_id: strawberry.ID
 
@@ -292,7 +297,7 @@ class EmergencyPlan:
     generated_at: datetime
     observed_ids: list[strawberry.ID]
     incident: Incident | None
-    impacted_count: int = strawberry.field(description="All impacted CIs, the observed CIs and the top culprit included.")
+    impacted_count: int = strawberry.field(description="All impacted CIs, the observed CIs included.")
     impacted_entries: strawberry.Private[list[analysis.ImpactedEntry]]
     business_service_ids: list[strawberry.ID]
     notify: list[Notification]
@@ -311,7 +316,7 @@ class EmergencyPlan:
     async def business_services(self, info: Info[RequestContext, None]) -> list[CI]:
         return await load_existing_cis(info, [str(ci_id) for ci_id in self.business_service_ids])
 
-    @strawberry.field(description="The most affected impacted CIs first (the observed CIs and the top culprit lead).")
+    @strawberry.field(description="The most affected impacted CIs first; the observed CIs lead.")
     def impacted(self, first: int = 100) -> list[PlanImpact]:
         if first < 0:
             raise InvalidInputError(f"first={first} is negative; pass 0 or more", field="first")
