@@ -16,7 +16,7 @@ from service.analysis.blast_radius import BlastRadiusOptions, Impact, blast_radi
 from service.analysis.change_review import review_change
 from service.analysis.culprits import CulpritOptions, Symptom, likely_culprits
 from service.cli_events import culprits_document, culprits_text, review_document, review_text
-from service.cli_plan import plan_command, plan_gaps_command
+from service.cli_plan import plan_command, plan_gaps_command, procedure_command
 from service.config import Settings, load_settings, open_store
 from service.errors import FaultgraphError, ImportRejectedError
 from service.evaluation import eval_group
@@ -415,6 +415,7 @@ def export_schema() -> None:
 cli.add_command(eval_group)
 cli.add_command(plan_command)
 cli.add_command(plan_gaps_command)
+cli.add_command(procedure_command)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The ``plan`` and ``plan-gaps`` commands: the emergency plan as Markdown, and its upkeep report."""
+"""The ``plan``, ``plan-gaps`` and ``procedure`` commands: the emergency plan as Markdown, its upkeep report, and one procedure in full."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 
 from service.analysis.culprits import Symptom
-from service.analysis.plan import PlanGapsOptions
+from service.analysis.plan import PlanGapsOptions, staleness
 from service.errors import FaultgraphError
 from service.model import Criticality, parse_time, utc_now
-from service.plan_report import gaps_document, gaps_markdown, plan_document, plan_markdown
+from service.plan_report import gaps_document, gaps_markdown, plan_document, plan_markdown, procedure_lines
 from service.planning import build_emergency_plan, build_plan_gaps, situation_for
+from service.records import procedure_to_record
 from service.snapshot import SnapshotCache
 
 
@@ -44,6 +45,7 @@ def _emit(text: str, output: Path | None) -> None:
 @click.option("--incident", "incident_id", metavar="INCIDENT_ID", help="Plan for a stored incident.")
 @click.option("--ci", "ci_id", metavar="CI_ID", help="Plan for a CI that is down now.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+@click.option("--brief", is_flag=True, help="Leave out the steps of each procedure, for a first overview.")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead.")
 @click.pass_context
 def plan_command(
@@ -55,6 +57,7 @@ def plan_command(
     incident_id: str | None,
     ci_id: str | None,
     as_json: bool,
+    brief: bool,
     output: Path | None,
 ) -> None:
     """Print the emergency plan for a symptom (--at and --since), an incident (--incident) or a CI (--ci).
@@ -95,7 +98,7 @@ def plan_command(
     if as_json:
         _emit(json.dumps(plan_document(plan), indent=2, ensure_ascii=False) + "\n", output)
     else:
-        _emit(plan_markdown(plan, cis), output)
+        _emit(plan_markdown(plan, cis, brief=brief), output)
 
 
 @click.command("plan-gaps")
@@ -150,3 +153,30 @@ def plan_gaps_command(
         click.echo(gaps_markdown(gaps, cis), nl=False)
     if fail_on_gaps and gaps.gap_count:
         sys.exit(4)
+
+
+@click.command("procedure")
+@click.argument("procedure_id", metavar="PROCEDURE_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle record as JSON instead of Markdown.")
+@click.pass_context
+def procedure_command(context: click.Context, procedure_id: str, as_json: bool) -> None:
+    """Print one procedure of the emergency plan: its steps, contacts and escalation."""
+    store = _open_store(context)
+    try:
+        procedure = store.get_procedures([procedure_id]).get(procedure_id)
+    except FaultgraphError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        store.close()
+    if procedure is None:
+        raise click.ClickException(
+            f"procedure {procedure_id!r} not found; 'faultgraph plan-gaps --json' lists the procedure ids"
+        )
+    if as_json:
+        click.echo(json.dumps(procedure_to_record(procedure), indent=2, ensure_ascii=False))
+        return
+    lines = procedure_lines(procedure, heading="#", cautions=tuple(staleness(procedure, utc_now(), PlanGapsOptions())))
+    if procedure.applies_to:
+        lines += [f"Applies to: {', '.join(procedure.applies_to)}"]
+    lines += [f"Selector: {selector.describe()}" for selector in procedure.selectors]
+    click.echo("\n".join(lines).rstrip())

@@ -519,7 +519,7 @@ def _selector_warnings(
 ) -> list[str]:
     """Warn about each selector that matches no CI of the import or the store, and about unlinked procedures."""
     warnings = []
-    # An importer may have said so already (the runbook importer does).
+    # An importer may have warned about it already (the runbook importer does).
     reported = [warning for warning in batch.warnings if "applies to no CI" in warning]
     for procedure, origin in procedures:
         unlinked = not procedure.applies_to and not procedure.selectors

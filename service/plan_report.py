@@ -63,9 +63,16 @@ def _step_text(title: str | None, text: str) -> str:
 
 
 def procedure_lines(
-    procedure: Procedure, heading: str = "####", checkbox: bool = False, cautions: tuple[str, ...] = ()
+    procedure: Procedure,
+    heading: str = "####",
+    checkbox: bool = False,
+    cautions: tuple[str, ...] = (),
+    brief: bool = False,
 ) -> list[str]:
-    """Return the Markdown lines of one procedure: heading, facts, cautions, steps, contacts and escalation."""
+    """Return the Markdown lines of one procedure: heading, facts, cautions, steps, contacts and escalation.
+
+    ``brief`` stops after the facts and cautions.
+    """
     facts = [procedure.level.value, procedure.action.value.replace("_", " ")]
     if procedure.expected_minutes is not None:
         facts.append(f"about {procedure.expected_minutes} min")
@@ -77,6 +84,8 @@ def procedure_lines(
     lines = [f"{heading} {box}{procedure.id}: {procedure.title}", "", f"*{', '.join(facts)}*", ""]
     if cautions:
         lines += [f"**Caution**: {'; '.join(cautions)}. Check the steps before you follow them.", ""]
+    if brief:
+        return lines
     if procedure.description:
         lines += [procedure.description.strip(), ""]
     for number, step in enumerate(procedure.steps, start=1):
@@ -98,8 +107,8 @@ def procedure_lines(
 _NAMES_SHOWN = 6
 
 
-def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool) -> list[str]:
-    lines = procedure_lines(action.procedure, checkbox=checkbox, cautions=action.cautions)
+def _action_lines(action: PlanAction, cis: Mapping[str, CI], checkbox: bool, brief: bool = False) -> list[str]:
+    lines = procedure_lines(action.procedure, checkbox=checkbox, cautions=action.cautions, brief=brief)
     why = "; ".join(action.reasons[:_NAMES_SHOWN])
     # After the heading, its blank line and the facts line.
     lines[3:3] = ["", f"Applies here to {_names(list(action.ci_ids), cis, _NAMES_SHOWN)}. Why: {why}"]
@@ -147,8 +156,12 @@ def _notification_line(notification: Notification, suspects: set[str], cis: Mapp
     return f"- **{notification.owner}**, {' and '.join(parts)}"
 
 
-def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
-    """Return the emergency plan as one Markdown document, in the order a responder uses it."""
+def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI], *, brief: bool = False) -> str:
+    """Return the emergency plan as one Markdown document, in the order a responder uses it.
+
+    ``brief`` leaves out the steps, contacts and escalation of each procedure,
+    for a first overview; ``faultgraph procedure ID`` prints one in full.
+    """
     situation = plan.situation
     observed = set(situation.observed)
     beyond = [entry for entry in plan.impacted if entry.ci_id not in observed]
@@ -169,6 +182,8 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
     if plan.business_services:
         lines.append(f"Business services and transactions hit: {_names(plan.business_services, cis, 10)}.")
     lines += ["", "## First steps", "", *_first_steps(plan, cis), ""]
+    if brief:
+        lines += ["Brief plan: `faultgraph procedure ID` prints the steps, contacts and escalation of a procedure.", ""]
 
     lines += ["## 1. Notify", ""]
     if len(plan.impacted) > OWNER_LIMIT:
@@ -184,7 +199,7 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         lines.append("- No impacted CI records an owner; find the owners and add them to the CMDB.")
     lines.append("")
     for action in plan.communication:
-        lines += _action_lines(action, cis, checkbox=True)
+        lines += _action_lines(action, cis, checkbox=True, brief=brief)
 
     lines += ["## 2. Check first", ""]
     if situation.known_causes:
@@ -225,12 +240,12 @@ def plan_markdown(plan: EmergencyPlan, cis: Mapping[str, CI]) -> str:
         if actions:
             lines += [f"### {_LEVEL_HEADINGS[level]}", ""]
             for action in actions:
-                lines += _action_lines(action, cis, checkbox=True)
+                lines += _action_lines(action, cis, checkbox=True, brief=brief)
 
     if plan.tooling:
         lines += ["## 4. Tooling notes", ""]
         for action in plan.tooling:
-            lines += _action_lines(action, cis, checkbox=False)
+            lines += _action_lines(action, cis, checkbox=False, brief=brief)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -384,3 +384,36 @@ def test_cli_plan_gaps_explains_no_important_ci(tmp_path: Path) -> None:
 
     assert "0 important CIs" in output
     assert "No CI counts as important: none has criticality high or higher" in output
+
+
+def test_cli_plan_brief_leaves_out_steps(db: Path) -> None:
+    full = run_cli("plan", "--incident", "INC-1", db=db).stdout
+    brief = run_cli("plan", "--incident", "INC-1", "--brief", db=db).stdout
+
+    assert "1. Redeploy the previous CRM configuration release." in full
+    assert "1. Redeploy the previous CRM configuration release." not in brief
+    assert "#### [ ] PROC-CRM-ROLLBACK: Roll back the CRM configuration" in brief
+    assert "`faultgraph procedure ID` prints the steps" in brief
+
+
+def test_cli_procedure_prints_steps_and_contacts(db: Path) -> None:
+    output = run_cli("procedure", "PROC-CRM-ROLLBACK", db=db).stdout
+
+    assert output.startswith("# PROC-CRM-ROLLBACK: Roll back the CRM configuration\n")
+    assert "1. Redeploy the previous CRM configuration release." in output
+    assert "Contacts: CRM on call: #crm-oncall" in output
+    assert "Selector: tag crm" in output
+
+
+def test_cli_procedure_json_is_bundle_record(db: Path) -> None:
+    record = json.loads(run_cli("procedure", "PROC-CRM-ROLLBACK", "--json", db=db).stdout)
+
+    assert record["id"] == "PROC-CRM-ROLLBACK"
+    assert record["selectors"] == [{"tags": ["crm"]}]
+
+
+def test_cli_procedure_unknown_exits_1(db: Path) -> None:
+    result = run_cli("procedure", "PROC-NOPE", db=db, check=False)
+
+    assert result.returncode == 1
+    assert "procedure 'PROC-NOPE' not found" in result.stderr

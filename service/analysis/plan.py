@@ -100,7 +100,7 @@ class Situation:
 
     @property
     def down(self) -> bool:
-        """Whether the symptom says the observed CIs are down; otherwise they count as degraded."""
+        """Return whether a symptom tag is ``down``; otherwise the observed CIs count as degraded."""
         return "down" in self.tags
 
     @property
@@ -191,8 +191,8 @@ def plan_scope(
         events = build_event_index(events.changes, [i for i in events.incidents if i.id != planned])
     report = likely_culprits(topology, symptom, events, statuses, CulpritOptions(limit=culprit_limit))
     failed = list(dict.fromkeys(ci_id for ci_id in situation.observed if ci_id in topology.index))
-    # Unless the symptom says down, the observed CIs are degraded, and so is
-    # at worst every CI their failure reaches.
+    # Unless a symptom tag is "down", the observed CIs are degraded, and so
+    # is at worst every CI their failure reaches.
     worst = Impact.DOWN if situation.down else Impact.DEGRADED
     impacted = [ImpactedEntry(ci_id, worst.name, 0) for ci_id in failed]
     business: set[int] = set()
@@ -226,7 +226,7 @@ def emergency_plan(
 
     The actions cover the culprits, the business services and transactions
     hit, and the ``focus`` most affected impacted CIs (the observed ones
-    first): a plan with the procedures of every CI of a radius of fifty
+    first). A plan with the procedures of every CI of a radius of fifty
     thousand would bury the few that matter. ``cis`` contains the records of
     the CIs to cover and of the impacted CIs whose owners to notify. A CI
     missing from it is left out. ``gone`` maps the ids of CIs that are
@@ -299,12 +299,12 @@ def emergency_plan(
         )
 
     def order(item: PlanAction) -> tuple[int, bool, bool, bool, int, bool, int, float, int, int, str]:
-        # Within a level: a procedure for the alert or symptom tag that was
-        # seen first; a last resort (critical risk) and one linked to a retired
-        # or deleted CI last. Within a culprit: the rollback of a suspect
-        # change, then the least risky and quickest procedures, so that
-        # responders try the least invasive remedy before a failover or a
-        # restore.
+        # Within a level, a procedure for the alert or symptom tag that was
+        # seen comes first, and last resorts (critical risk) and procedures
+        # linked to a retired or deleted CI come last. Within a culprit, the
+        # rollback of a suspect change leads, then the least risky and
+        # quickest procedures, because responders try the least invasive
+        # remedy before a failover or a restore.
         procedure = item.procedure
         return (
             LEVEL_ORDER[procedure.level],
@@ -322,9 +322,10 @@ def emergency_plan(
 
     all_actions = sorted((action(procedure_id) for procedure_id in procedures), key=order)
     observed = set(situation.observed)
-    # The first things to do: a procedure for the alert named in the symptom,
-    # then those for the recorded cause or the top culprit, or for an
-    # observed CI; at most one per level, and none of high or critical risk.
+    # The first things to do are a procedure for the alert named in the
+    # symptom, then those for the recorded cause, the top culprit or an
+    # observed CI. There is at most one per level, and none of high or
+    # critical risk.
     candidates = [
         item
         for item in all_actions
@@ -382,9 +383,9 @@ def _notifications(
 ) -> list[Notification]:
     """Return the owners to notify: of business CIs first, then of suspects and impacted CIs.
 
-    ``suspects`` are the recorded root causes and the top culprits: their
-    owners are the teams that have to act, so they are told even when the
-    suspect itself is not hurt.
+    ``suspects`` are the recorded root causes and the top culprits. Their
+    owners are the teams that have to act, so they are notified even when
+    the suspect itself is not hurt.
     """
     business_owners: dict[str, list[str]] = defaultdict(list)
     for ci_id in business_services:
