@@ -10,10 +10,10 @@ in memory as there) and writes a generated plan into the copy:
   selector on a random CI with incoming relationships, a quarter of them
   transitive.
 
-Then it times the snapshot's ``ProcedureIndex`` build, ``applicable`` for
-random CIs, the procedures of the first 1,000 entries of the blast radius of
-a random host (records read from the store included),
-one emergency plan end to end (culprits, blast radius, CI records, the
+Then it times the snapshot's ``ProcedureIndex`` build and ``applicable`` for
+random CIs. It also times the procedures of the first 1,000 entries of the
+blast radius of a random host, records read from the store included. Last
+come one emergency plan end to end (culprits, blast radius, CI records, the
 plan and its Markdown) for symptoms on 1 to 3 random services, and the
 plan-gaps report end to end (every CI read from the store).
 

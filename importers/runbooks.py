@@ -40,9 +40,9 @@ How a file is read:
   ``ImportBatch.skipped`` under ``section index pages``.
 
 Unless the front matter or the mapping sets them, a procedure gets the id
-``runbook/<file stem>``, level ``system``, action ``diagnose``, source
-``runbook`` and, as source id, the file's path relative to the directory
-given (or its name when the file itself was given). ``attributes["alert"]``
+``runbook/<file stem>``, level ``system``, action ``diagnose`` and source
+``runbook``. Its source id is the file's path relative to the directory
+given, or its name when the file itself was given. ``attributes["alert"]``
 holds the alert name: the front matter ``alert``, else the file stem.
 
 A mapping file (YAML) links runbooks to CIs::

@@ -295,7 +295,7 @@ class Incident:
 
 
 class ProcedureLevel(enum.StrEnum):
-    """Where in the emergency plan a procedure acts, in the order a plan uses them.
+    """The part of the emergency plan a procedure acts in, in the order a plan uses them.
 
     Responders notify first (communication), restore what customers and staff
     use (transaction, then service), then repair the system underneath.

@@ -255,33 +255,36 @@ def gaps_markdown(gaps: PlanGaps, cis: Mapping[str, CI]) -> str:
     lines = [
         "# Emergency plan upkeep",
         "",
-        f"As of {format_time(gaps.as_of.replace(microsecond=0))}: {gaps.procedure_count} procedures, {gaps.important_count} important CIs, "
-        f"{gaps.gap_count} gaps. Reviews are due every {options.review_within.days} days and drills every "
-        f"{options.drill_within.days} days; CIs count as important from criticality {options.min_criticality.value}.",
-        "",
-        f"## Important CIs without a procedure ({len(gaps.uncovered)})",
-        "",
+        f"As of {format_time(gaps.as_of.replace(microsecond=0))}: {gaps.procedure_count} procedures, "
+        f"{gaps.important_count} important CIs, {gaps.gap_count} gaps. Reviews are due every "
+        f"{options.review_within.days} days and drills every {options.drill_within.days} days. CIs count as "
+        f"important from criticality {options.min_criticality.value}.",
     ]
+
+    lines += ["", f"## Important CIs without a procedure ({len(gaps.uncovered)})", ""]
     lines += [f"- {_name(item.ci_id, cis)}: {'; '.join(item.reasons[:3])}" for item in gaps.uncovered] or ["- none"]
     if gaps.important_count == 0:
-        lower = "" if options.min_criticality == Criticality.LOW else ", or pass a lower --min-criticality"
+        lower = "" if options.min_criticality == Criticality.LOW else ", or lower the minimum criticality"
         lines += [
             "",
             f"No CI counts as important: none has criticality {options.min_criticality.value} or higher, and no "
             "business service or transaction of that criticality depends on one. Set the criticality of your "
             f"CIs and business services{lower}.",
         ]
+
     lines += ["", f"## Procedures overdue for review or drill ({len(gaps.stale)})", ""]
-    lines += [f"- {item.procedure.id} ({item.procedure.title}): {'; '.join(item.reasons)}" for item in gaps.stale] or [
-        "- none"
-    ]
+    stale = [f"- {item.procedure.id} ({item.procedure.title}): {'; '.join(item.reasons)}" for item in gaps.stale]
+    lines += stale or ["- none"]
+
     lines += ["", f"## Links to CIs that are gone, and selectors that match nothing ({len(gaps.broken_links)})", ""]
     lines += [f"- {link.procedure.id} {link.field}: {link.reason}" for link in gaps.broken_links] or ["- none"]
+
     lines += ["", f"## Procedures named but not in the plan ({len(gaps.missing_procedures)})", ""]
-    lines += [
+    missing = [
         f"- {item.referenced_by} {item.field}: {item.procedure_id} is not in the plan; import it or correct the id"
         for item in gaps.missing_procedures
-    ] or ["- none"]
+    ]
+    lines += missing or ["- none"]
     return "\n".join(lines) + "\n"
 
 

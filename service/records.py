@@ -509,18 +509,15 @@ def batch_from_records(
 ) -> ImportBatch:
     """Turn CI, relationship, change, incident and procedure records into an ImportBatch, collecting every problem."""
     batch = ImportBatch()
+    def by_id(index: int, record: Any) -> str:
+        return _describe(index, record, "id")
+
     sections: list[tuple[str, Iterable[Any], Any, list[Any], Callable[[int, Any], str]]] = [
-        ("cis", cis, ci_from_record, batch.cis, lambda index, record: _describe(index, record, "id")),
+        ("cis", cis, ci_from_record, batch.cis, by_id),
         ("relationships", relationships, relationship_from_record, batch.relationships, _describe_relationship),
-        ("changes", changes, change_from_record, batch.changes, lambda index, record: _describe(index, record, "id")),
-        ("incidents", incidents, incident_from_record, batch.incidents, lambda index, record: _describe(index, record, "id")),
-        (
-            "procedures",
-            procedures,
-            procedure_from_record,
-            batch.procedures,
-            lambda index, record: _describe(index, record, "id"),
-        ),
+        ("changes", changes, change_from_record, batch.changes, by_id),
+        ("incidents", incidents, incident_from_record, batch.incidents, by_id),
+        ("procedures", procedures, procedure_from_record, batch.procedures, by_id),
     ]
     for name, records, convert, found, describe in sections:
         for index, record in enumerate(records):

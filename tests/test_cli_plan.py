@@ -110,7 +110,7 @@ def test_cli_plan_json(db: Path) -> None:
 
     assert document["situation"]["incident"] == "INC-1"
     assert document["situation"]["started_at"] == "2026-04-01T09:00:00Z"
-    # The owners of the recorded root cause and the top culprits have to act, so they are told too.
+    # The owners of the recorded root cause and the top culprits have to act, so they are notified too.
     assert [(item["owner"], item["business"]) for item in document["notify"]] == [
         ("care-ops", True),
         ("care-director", True),

@@ -62,9 +62,9 @@ def procedure(procedure_id: str, level: ProcedureLevel = ProcedureLevel.SYSTEM, 
     return Procedure(id=procedure_id, level=level, **fields)
 
 
-# A small call center: inbound calls (a business service) is made of the
-# call-handling transaction, which needs the IVR, which needs the CRM, which
-# needs its database; the database runs on a VM hosted on a hypervisor.
+# A small call center. Inbound calls (a business service) is made of the
+# call-handling transaction. That needs the IVR, the IVR needs the CRM, and
+# the CRM needs its database, which runs on a VM hosted on a hypervisor.
 CIS = [
     CI(id="inbound", name="Inbound calls", type="business_service", criticality=Criticality.CRITICAL, owner="cc-ops"),
     CI(id="call-handling", name="Call handling", type="transaction", owner="cc-ops"),
@@ -272,7 +272,7 @@ def test_emergency_plan_notifies_business_owners_first(snapshot: Snapshot) -> No
     assert plan.notify[0].owner == "cc-ops"
     assert plan.notify[0].business
     assert set(plan.notify[0].ci_ids) == {"inbound", "call-handling"}
-    # The owners of the top three culprits are told too: they have to act.
+    # The owners of the top three culprits are notified too, because they have to act.
     assert {n.owner for n in plan.notify[1:]} == {"voice", "crm-team", "dba"}
 
 
@@ -335,7 +335,7 @@ def test_plan_gaps_review_period_is_configurable(snapshot: Snapshot) -> None:
     assert "P-NO-MATCH" in stale and all("drilled" not in reason for reason in stale["P-NO-MATCH"])
 
 
-def test_plan_gaps_lists_links_to_retired_or_missing_cis(snapshot: Snapshot) -> None:
+def test_plan_gaps_lists_broken_links(snapshot: Snapshot) -> None:
     gaps = _gaps(snapshot)
 
     assert [(link.procedure.id, link.field, link.ci_id) for link in gaps.broken_links] == [
@@ -388,7 +388,7 @@ def test_plan_gaps_lists_link_to_expired_ci(tmp_path: Path) -> None:
     ]
 
 
-def test_emergency_plan_merges_owner_of_business_and_other_cis(tmp_path: Path) -> None:
+def test_emergency_plan_merges_owner_entries(tmp_path: Path) -> None:
     shared_owner = [ci if ci.id != "crm" else CI(id="crm", name="CRM", type="application", owner="cc-ops") for ci in CIS]
     store = EmbeddedStore(tmp_path / "owners.db")
     store.write(shared_owner, RELATIONSHIPS)

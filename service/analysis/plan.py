@@ -41,17 +41,18 @@ from service.model import (
     Risk,
     Selector,
     Status,
+    format_time,
     selector_matches_attributes,
 )
 
 ACTION_LEVELS = (ProcedureLevel.TRANSACTION, ProcedureLevel.SERVICE, ProcedureLevel.SYSTEM)
+"""The levels of the "what to do" part, in the order a plan uses them."""
 
 FOCUS_LIMIT = 50
 """How many of the most affected impacted CIs the actions of a plan cover, besides culprits and business CIs."""
 
 OWNER_LIMIT = 1000
 """How many of the most affected impacted CIs a plan reads the owners of, to notify them."""
-"""The levels of the "what to do" part, in the order a plan uses them."""
 
 CRITICALITY_RANK = {Criticality.CRITICAL: 0, Criticality.HIGH: 1, Criticality.MEDIUM: 2, Criticality.LOW: 3}
 
@@ -110,7 +111,7 @@ class Situation:
 
     def describe(self) -> str:
         shown = ", ".join(self.observed[:5]) + (f" and {len(self.observed) - 5} more" if len(self.observed) > 5 else "")
-        parts = [f"symptoms at {shown} since {self.started_at.isoformat().replace('+00:00', 'Z')}"]
+        parts = [f"symptoms at {shown} since {format_time(self.started_at)}"]
         if self.tags:
             parts.append(f"tags {', '.join(self.tags)}")
         if self.text:
@@ -181,7 +182,7 @@ def plan_scope(
 
     Returns the culprit report, the impacted CIs and the business services and
     transactions reached, in id order. The observed CIs come first, at
-    distance 0. They count as DOWN when the symptom's tags say ``down`` and as
+    distance 0. They count as DOWN when a symptom tag is ``down`` and as
     DEGRADED otherwise, and no CI they reach is hurt worse than they are.
     """
     symptom = Symptom(situation.observed, situation.started_at, situation.tags, situation.text)
@@ -349,7 +350,6 @@ def emergency_plan(
     for item in candidates:
         if all(chosen.procedure.level != item.procedure.level for chosen in first_actions):
             first_actions.append(item)
-    impacted_ids = set(focused) | set(business_services)
     return EmergencyPlan(
         situation=situation,
         generated_at=now,
@@ -364,12 +364,7 @@ def emergency_plan(
         tooling=[a for a in all_actions if a.procedure.level == ProcedureLevel.TOOLING],
         first_actions=first_actions,
         uncovered=[
-            ci_id
-            for ci_id in concerned
-            if ci_id in cis
-            and ci_id not in covered
-            and (ci_id in impacted_ids or ci_id in rank_of)
-            and _important(cis[ci_id])
+            ci_id for ci_id in concerned if ci_id in cis and ci_id not in covered and _important(cis[ci_id])
         ],
     )
 
@@ -525,7 +520,7 @@ def _gone(ci: CI | None, now: datetime) -> str | None:
     if ci.status == Status.RETIRED:
         return "is retired"
     if ci.valid_until is not None and ci.valid_until <= now:
-        return f"stopped being valid at {ci.valid_until.isoformat().replace('+00:00', 'Z')}"
+        return f"stopped being valid at {format_time(ci.valid_until)}"
     return None
 
 

@@ -3,9 +3,9 @@
 A procedure applies to a CI that it names in ``applies_to`` and to every CI
 that one of its selectors picks. A selector's type, environment and tag
 conditions are read from the CI itself. Its ``related_to`` condition ("every
-CI that RUNS_ON cluster-1") is resolved once per snapshot on the topology: it
-is the set of CIs that are the source of such a relationship to the anchor
-CI, or that reach it through a chain of them when the selector is transitive.
+CI that RUNS_ON cluster-1") is resolved once per snapshot on the topology. It
+matches the CIs that are the source of such a relationship to the anchor CI.
+A transitive selector also matches those that reach it through a chain.
 
 Procedures that apply are ordered most specific first: a direct link, then
 selectors by the number of conditions they set (a relationship counts two),
